@@ -16,7 +16,7 @@ type ImageReader struct {
 	im   *Image
 	src  io.Reader
 	buf  []byte
-	next int   // index of the next chunk to read from src
+	next int    // index of the next chunk to read from src
 	data []byte // verified bytes of the current chunk not yet handed out
 	err  error
 }

@@ -35,27 +35,12 @@ type Reader struct {
 // length field is refused before a single image byte is read.
 func NewReader(ctx context.Context, src io.Reader, v Verifier, p Policy) (*Reader, error) {
 	r := &Reader{src: src, size: sourceSize(src)}
-	hb := make([]byte, HeaderSize)
-	if n, err := io.ReadFull(src, hb); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrTruncated, n, HeaderSize)
-		}
-		return nil, fmt.Errorf("read bundle header: %w", err)
-	}
-	h, err := parseHeader(hb)
+	envelope, err := readEnvelope(src, r.size)
 	if err != nil {
 		return nil, err
 	}
-	if r.size >= 0 && int64(h.envelopeLen) > r.size-HeaderSize {
-		return nil, fmt.Errorf("%w: envelope length %d is larger than the %d bytes after the header", ErrOversized, h.envelopeLen, r.size-HeaderSize)
-	}
-	r.envelope = make([]byte, h.envelopeLen)
-	if n, err := io.ReadFull(src, r.envelope); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: envelope length %d, but only %d bytes follow the header", ErrTruncated, h.envelopeLen, n)
-		}
-		return nil, fmt.Errorf("read bundle envelope: %w", err)
-	}
+	r.envelope = envelope
+	h := header{envelopeLen: uint32(len(envelope))}
 	m, digest, err := OpenEnvelope(ctx, r.envelope, v)
 	if err != nil {
 		return nil, err
@@ -74,6 +59,40 @@ func NewReader(ctx context.Context, src io.Reader, v Verifier, p Policy) (*Reade
 		return nil, err
 	}
 	return r, nil
+}
+
+// ReadEnvelope reads the header and the signed envelope at the start of a
+// single-file bundle, without verifying anything but the header: for
+// showing what a bundle claims, or for handing the envelope to OpenEnvelope.
+func ReadEnvelope(src io.Reader) ([]byte, error) {
+	return readEnvelope(src, sourceSize(src))
+}
+
+// readEnvelope reads the header and envelope; size is the number of bytes
+// src holds, or -1 if unknown.
+func readEnvelope(src io.Reader, size int64) ([]byte, error) {
+	hb := make([]byte, HeaderSize)
+	if n, err := io.ReadFull(src, hb); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrTruncated, n, HeaderSize)
+		}
+		return nil, fmt.Errorf("read bundle header: %w", err)
+	}
+	h, err := parseHeader(hb)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && int64(h.envelopeLen) > size-HeaderSize {
+		return nil, fmt.Errorf("%w: envelope length %d is larger than the %d bytes after the header", ErrOversized, h.envelopeLen, size-HeaderSize)
+	}
+	envelope := make([]byte, h.envelopeLen)
+	if n, err := io.ReadFull(src, envelope); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: envelope length %d, but only %d bytes follow the header", ErrTruncated, h.envelopeLen, n)
+		}
+		return nil, fmt.Errorf("read bundle envelope: %w", err)
+	}
+	return envelope, nil
 }
 
 // OpenEnvelope verifies a signed manifest envelope with v, parses the
