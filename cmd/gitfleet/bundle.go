@@ -230,8 +230,11 @@ func newBundleVerify() *cobra.Command {
 		o      output
 	)
 	cmd := &cobra.Command{
-		Use:   "verify BUNDLE",
+		Use:   "verify BUNDLE|-",
 		Short: "Verify a bundle's signatures, policy and every chunk of every image",
+		Long: `Verify a bundle as a device would before installing it: the manifest's signatures against
+--root (or --pub), the device type and release counter, then every chunk of every image.
+BUNDLE - reads the bundle as a stream from standard input.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(); err != nil {
@@ -241,13 +244,17 @@ func newBundleVerify() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
+			var src io.Reader = cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				src = f
 			}
-			defer f.Close()
 			start := time.Now()
-			r, err := bundle.NewReader(cmd.Context(), f, v, policy)
+			r, err := bundle.NewReader(cmd.Context(), src, v, policy)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

@@ -7,7 +7,7 @@ import (
 )
 
 // A progress line shows how far long work has got. On a terminal it
-// rewrites one line; otherwise it prints a line every 10 percent, so CI
+// rewrites one line; otherwise it prints a line every quarter, so CI
 // logs show movement without flooding.
 type progress struct {
 	w        io.Writer
@@ -24,9 +24,9 @@ func newProgress(w io.Writer, tty bool, label string) *progress {
 
 func (p *progress) update(done, total int64) {
 	now := time.Now()
-	tick := int64(10)
+	tick := int64(4)
 	if total > 0 {
-		tick = done * 10 / total
+		tick = done * 4 / total
 	}
 	switch {
 	case p.tty && now.Sub(p.last) < 100*time.Millisecond && done != total:
