@@ -26,8 +26,10 @@ const FwPrintenvLock = "/var/lock/fw_printenv.lock"
 // leaves the old environment in force. A single-copy environment has no such
 // guarantee: it is rewritten in place.
 //
-// MTD and UBI character devices (raw NOR or NAND flash, which need erasing
-// before a write and use another flags scheme on NOR) are not supported.
+// An eMMC boot partition's write protection is lifted for the write and
+// restored after it, as libubootenv does. MTD and UBI character devices (raw
+// NOR or NAND flash, which need erasing before a write and use another flags
+// scheme on NOR) are not supported.
 type UBootEnv struct {
 	// Config locates the copies.
 	Config FwEnvConfig
@@ -307,6 +309,11 @@ func (s *ubootSession) write(active int, activeFlags uint8, activeValid bool, v 
 		}
 	}
 	c := s.copies[target]
+	restore, err := unlockBootPartition(c.device)
+	if err != nil {
+		return fmt.Errorf("write U-Boot environment %s: %w", c, err)
+	}
+	defer restore()
 	if _, err := c.file.WriteAt(b, c.offset); err != nil {
 		return fmt.Errorf("write U-Boot environment %s: %w", c, err)
 	}
