@@ -13,5 +13,6 @@
 // is chosen, why a write survives a power cut, and how each rule was checked
 // against those tools.
 //
-// The package uses only the standard library: it is linked into the agent.
+// The package depends on the standard library alone (and the module's
+// internal/atomicfile): it is linked into the agent, which must stay small.
 package bootenv

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gitfleet/gitfleet/internal/atomicfile"
 )
 
 // GRUBEnvSize is the size of the GRUB environment block that grub-editenv
@@ -154,7 +156,7 @@ func (e *GRUBEnv) Update(ctx context.Context, fn func(*Vars) error) error {
 	if err := fn(v); err != nil {
 		return fmt.Errorf("update GRUB environment: %w", err)
 	}
-	return writeGRUBEnv(dir, path, v)
+	return writeGRUBEnv(path, v)
 }
 
 // Write replaces the block with one holding v, creating the file if needed.
@@ -164,7 +166,7 @@ func (e *GRUBEnv) Write(ctx context.Context, v *Vars) error {
 		return fmt.Errorf("write GRUB environment: %w", err)
 	}
 	defer dir.Close()
-	return writeGRUBEnv(dir, path, v)
+	return writeGRUBEnv(path, v)
 }
 
 // lock resolves the block's path through symbolic links and flocks its
@@ -187,9 +189,9 @@ func (e *GRUBEnv) lock(ctx context.Context) (path string, dir *os.File, err erro
 	return path, dir, nil
 }
 
-// writeGRUBEnv encodes v and atomically replaces the file at path, in the
-// locked directory dir, keeping the file's permissions.
-func writeGRUBEnv(dir *os.File, path string, v *Vars) (err error) {
+// writeGRUBEnv encodes v and atomically replaces the file at path, keeping
+// the file's permissions.
+func writeGRUBEnv(path string, v *Vars) error {
 	b, err := MarshalGRUBEnv(v)
 	if err != nil {
 		return fmt.Errorf("write GRUB environment %s: %w", path, err)
@@ -198,34 +200,8 @@ func writeGRUBEnv(dir *os.File, path string, v *Vars) (err error) {
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(path, b, perm); err != nil {
 		return fmt.Errorf("write GRUB environment: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("write GRUB environment: %w", err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write GRUB environment: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write GRUB environment: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write GRUB environment: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write GRUB environment: %w", err)
-	}
-	// The rename is durable only once the directory is.
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("write GRUB environment: fsync directory %s: %w", dir.Name(), err)
 	}
 	return nil
 }
