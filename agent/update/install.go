@@ -1,0 +1,270 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/gitfleet/gitfleet/firmware/bundle"
+	"github.com/gitfleet/gitfleet/firmware/trust"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
+)
+
+var errCancelled = errors.New("cancelled")
+
+// errNoSpace: an image is larger than its slot.
+var errNoSpace = errors.New("no space")
+
+// manifest opens the update's source and returns its verified manifest,
+// checking it is still the release the journal recorded: a source that
+// changed between a crash and the resume is refused, not mixed.
+func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error) {
+	u := e.j.Update
+	src, err := e.Open(ctx, u.Source)
+	if err != nil {
+		return nil, nil, gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, fmt.Errorf("open %s: %w", u.Source, err))
+	}
+	env, err := src.Envelope(ctx)
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	m, d, err := bundle.OpenEnvelope(ctx, env, e.Verifier)
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	digest := "sha256:" + d.String()
+	if u.Release.Digest != "" && u.Release.Digest != digest {
+		src.Close()
+		return nil, nil, fmt.Errorf("%w: %s now serves bundle %s, the update started with %s", bundle.ErrCorrupt, u.Source, digest, u.Release.Digest)
+	}
+	return src, m, nil
+}
+
+// check is the Checking action: trust, policy, space. Nothing is written.
+func (e *Engine) check(ctx context.Context) error {
+	src, m, err := e.manifest(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	p := bundle.Policy{DeviceType: e.Policy.DeviceType, InstalledCounter: e.j.Installed.Counter}
+	if p.DeviceType == "" {
+		return errors.New("policy: the device type is not configured")
+	}
+	if err := p.Check(m); err != nil {
+		return err
+	}
+	booted, err := e.Slots.Booted()
+	if err != nil {
+		return fmt.Errorf("which slot is running: %w", err)
+	}
+	target, err := e.Slots.Other(booted)
+	if err != nil {
+		return err
+	}
+	for i := range m.Images {
+		im := &m.Images[i]
+		s, err := e.Slots.Open(target, im.Slot, false)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", im.Name, err)
+		}
+		size, err := s.Size()
+		s.Close()
+		if err != nil {
+			return fmt.Errorf("image %s: slot size: %w", im.Name, err)
+		}
+		if im.Size > size {
+			return fmt.Errorf("%w: image %s has %d bytes, slot %s/%s holds %d", errNoSpace, im.Name, im.Size, target, im.Slot, size)
+		}
+	}
+	d, _ := m.Digest()
+	u := e.j.Update
+	u.Release = Release{Product: m.Product, Version: m.Version, Counter: m.Counter, Digest: "sha256:" + d.String()}
+	if p := m.Provenance; p != nil {
+		u.Release.Tag, u.Release.Commit = p.Tag, p.Commit
+	}
+	u.Target, u.Previous, u.Total = target, booted, m.PayloadSize()
+	return nil
+}
+
+// write is the Writing action: each image streams from the source into its
+// slot, verified chunk by chunk, resuming at the last checkpoint.
+func (e *Engine) write(ctx context.Context) error {
+	src, m, err := e.manifest(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	u := e.j.Update
+	every := e.Policy.CheckpointBytes
+	if every <= 0 {
+		every = 16 << 20
+	}
+	var prior int64 // bytes of the images before this one
+	for i := range m.Images {
+		im := &m.Images[i]
+		if err := e.writeImage(ctx, src, im, prior, every); err != nil {
+			return err
+		}
+		prior += im.Size
+	}
+	u.Done = u.Total
+	return nil
+}
+
+func (e *Engine) writeImage(ctx context.Context, src Source, im *bundle.Image, prior, every int64) error {
+	u := e.j.Update
+	from := u.Chunks[im.Name]
+	if from >= len(im.Chunks) {
+		return nil
+	}
+	slot, err := e.Slots.Open(u.Target, im.Slot, true)
+	if err != nil {
+		return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_SLOT_WRITE_FAILED, fmt.Errorf("image %s: %w", im.Name, err))
+	}
+	defer slot.Close()
+	off := int64(from) * im.ChunkSize
+	if _, err := slot.Seek(off, io.SeekStart); err != nil {
+		return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_SLOT_WRITE_FAILED, fmt.Errorf("image %s: seek slot: %w", im.Name, err))
+	}
+	rc, err := src.Image(ctx, im, off)
+	if err != nil {
+		return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, fmt.Errorf("image %s: %w", im.Name, err))
+	}
+	defer rc.Close()
+	if int64(len(e.buf)) < im.ChunkSize {
+		e.buf = make([]byte, im.ChunkSize)
+	}
+	ir, err := bundle.NewImageReader(rc, im, from, e.buf)
+	if err != nil {
+		return err
+	}
+	cw := &checkpointWriter{e: e, slot: slot, im: im, off: off, every: every, base: prior}
+	if _, err := ir.WriteTo(cw); err != nil {
+		return err
+	}
+	return cw.checkpoint()
+}
+
+// checkpointWriter writes verified chunks to a slot and, every so many
+// bytes, syncs the slot and then persists how far it got: the order that
+// makes resuming at the checkpoint safe.
+type checkpointWriter struct {
+	e         *Engine
+	slot      Slot
+	im        *bundle.Image
+	off       int64 // image offset of the next byte
+	every     int64
+	sinceSync int64
+	base      int64 // payload offset of the image's first byte
+}
+
+func (w *checkpointWriter) Write(p []byte) (int, error) {
+	if w.e.cancel.Load() {
+		return 0, errCancelled
+	}
+	n, err := w.slot.Write(p)
+	w.off += int64(n)
+	w.sinceSync += int64(n)
+	if err != nil {
+		return n, gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_SLOT_WRITE_FAILED, fmt.Errorf("write slot for image %s: %w", w.im.Name, err))
+	}
+	u := w.e.j.Update
+	u.Done = w.base + w.off
+	if w.e.progress != nil {
+		w.e.progress(u.Done, u.Total)
+	}
+	if w.sinceSync >= w.every && w.off%w.im.ChunkSize == 0 {
+		if err := w.checkpoint(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (w *checkpointWriter) checkpoint() error {
+	if err := w.slot.Sync(); err != nil {
+		return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_SLOT_WRITE_FAILED, fmt.Errorf("sync slot for image %s: %w", w.im.Name, err))
+	}
+	w.sinceSync = 0
+	w.e.j.Update.Chunks[w.im.Name] = bundle.ChunkCount(w.off, w.im.ChunkSize)
+	return w.e.j.save(w.e.JournalPath)
+}
+
+// verifySlots is the Verifying action: read every written slot back and
+// check every chunk again, so what the bootloader will boot is exactly
+// what was signed.
+func (e *Engine) verifySlots(ctx context.Context) error {
+	src, m, err := e.manifest(ctx)
+	if err != nil {
+		return err
+	}
+	src.Close()
+	for i := range m.Images {
+		im := &m.Images[i]
+		slot, err := e.Slots.Open(e.j.Update.Target, im.Slot, false)
+		if err != nil {
+			return fmt.Errorf("read back image %s: %w", im.Name, err)
+		}
+		ir, err := bundle.NewImageReader(io.LimitReader(&ctxReader{ctx, slot}, im.Size), im, 0, e.buf)
+		if err == nil {
+			_, err = ir.WriteTo(io.Discard)
+		}
+		slot.Close()
+		if err != nil {
+			return fmt.Errorf("read back image %s from slot %s/%s: %w", im.Name, e.j.Update.Target, im.Slot, err)
+		}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// failureOf turns an error into the wire code and one-line message that
+// reports carry.
+func failureOf(err error) *Failure {
+	code := gitfleetv1.ErrorCodeOf(err)
+	if code == gitfleetv1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		for _, c := range []struct {
+			target error
+			code   gitfleetv1.ErrorCode
+		}{
+			{trust.ErrBadSignature, gitfleetv1.ErrorCode_ERROR_CODE_BAD_SIGNATURE},
+			{trust.ErrMalformed, gitfleetv1.ErrorCode_ERROR_CODE_BAD_SIGNATURE},
+			{trust.ErrUntrustedKey, gitfleetv1.ErrorCode_ERROR_CODE_UNTRUSTED_KEY},
+			{trust.ErrThreshold, gitfleetv1.ErrorCode_ERROR_CODE_THRESHOLD_NOT_MET},
+			{trust.ErrExpired, gitfleetv1.ErrorCode_ERROR_CODE_EXPIRED},
+			{trust.ErrRollback, gitfleetv1.ErrorCode_ERROR_CODE_DOWNGRADE},
+			{bundle.ErrDowngrade, gitfleetv1.ErrorCode_ERROR_CODE_DOWNGRADE},
+			{bundle.ErrIncompatible, gitfleetv1.ErrorCode_ERROR_CODE_INCOMPATIBLE_DEVICE},
+			{bundle.ErrCorrupt, gitfleetv1.ErrorCode_ERROR_CODE_CORRUPT_CHUNK},
+			{bundle.ErrTruncated, gitfleetv1.ErrorCode_ERROR_CODE_TRUNCATED},
+			{bundle.ErrOversized, gitfleetv1.ErrorCode_ERROR_CODE_OVERSIZED},
+			{bundle.ErrUnknownFormat, gitfleetv1.ErrorCode_ERROR_CODE_UNKNOWN_FORMAT},
+			{bundle.ErrNotBundle, gitfleetv1.ErrorCode_ERROR_CODE_UNKNOWN_FORMAT},
+			{errNoSpace, gitfleetv1.ErrorCode_ERROR_CODE_NO_SPACE},
+		} {
+			if errors.Is(err, c.target) {
+				code = c.code
+				break
+			}
+		}
+	}
+	if code == gitfleetv1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		code = gitfleetv1.ErrorCode_ERROR_CODE_INTERNAL
+	}
+	return &Failure{Code: code.String(), Message: gitfleetv1.CleanText(err.Error())}
+}
