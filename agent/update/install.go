@@ -142,7 +142,7 @@ func (e *Engine) writeImage(ctx context.Context, src Source, im *bundle.Image, p
 	if err != nil {
 		return err
 	}
-	cw := &checkpointWriter{e: e, slot: slot, im: im, off: off, every: every, base: prior}
+	cw := &checkpointWriter{ctx: ctx, e: e, slot: slot, im: im, off: off, every: every, base: prior}
 	if _, err := ir.WriteTo(cw); err != nil {
 		return err
 	}
@@ -153,6 +153,7 @@ func (e *Engine) writeImage(ctx context.Context, src Source, im *bundle.Image, p
 // bytes, syncs the slot and then persists how far it got: the order that
 // makes resuming at the checkpoint safe.
 type checkpointWriter struct {
+	ctx       context.Context
 	e         *Engine
 	slot      Slot
 	im        *bundle.Image
@@ -165,6 +166,10 @@ type checkpointWriter struct {
 func (w *checkpointWriter) Write(p []byte) (int, error) {
 	if w.e.cancel.Load() {
 		return 0, errCancelled
+	}
+	if err := w.ctx.Err(); err != nil {
+		// Shutdown or power cut: stop; the last checkpoint is where to resume.
+		return 0, err
 	}
 	n, err := w.slot.Write(p)
 	w.off += int64(n)
@@ -191,6 +196,8 @@ func (w *checkpointWriter) checkpoint() error {
 	}
 	w.sinceSync = 0
 	w.e.j.Update.Chunks[w.im.Name] = bundle.ChunkCount(w.off, w.im.ChunkSize)
+	// Progress: the restarts so far were not a loop.
+	w.e.j.Attempts = 0
 	return w.e.j.save(w.e.JournalPath)
 }
 
@@ -236,8 +243,10 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // failureOf turns an error into the wire code and one-line message that
 // reports carry.
 func failureOf(err error) *Failure {
-	code := gitfleetv1.ErrorCodeOf(err)
-	if code == gitfleetv1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+	code := gitfleetv1.ErrorCode_ERROR_CODE_UNSPECIFIED
+	if c, ok := errors.AsType[gitfleetv1.ErrorCoder](err); ok {
+		code = c.ErrorCode()
+	} else {
 		for _, c := range []struct {
 			target error
 			code   gitfleetv1.ErrorCode

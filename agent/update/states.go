@@ -109,7 +109,7 @@ func next(s State, e Event) (State, error) {
 var Resume = map[State]string{
 	Idle:        "nothing: no update is in progress.",
 	Checking:    "check again: checking has no side effects, only reads.",
-	Writing:     "continue at the last checkpointed chunk of each image: a checkpoint is persisted only after the slot was fsynced up to it, and the bytes after it are rewritten.",
+	Writing:     "continue at the last checkpointed chunk of each image: a checkpoint is persisted only after the slot was fsynced up to it, and the bytes after it are rewritten. A checkpoint resets the step counter: restarts that make progress are not a loop.",
 	Verifying:   "read the slot back again from the start: reading is idempotent.",
 	Arming:      "arm again: writing the same bootloader variables twice is idempotent, and the redundant environment makes each write all-or-nothing.",
 	Rebooting:   "if the boot id is the one recorded at arming, the reboot has not happened: reboot again; otherwise see which slot booted.",
