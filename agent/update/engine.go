@@ -112,7 +112,6 @@ type Engine struct {
 	Now func() time.Time
 
 	j        *Journal
-	buf      []byte
 	cancel   atomic.Bool
 	progress func(done, total int64)
 }

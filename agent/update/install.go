@@ -135,13 +135,11 @@ func (e *Engine) writeImage(ctx context.Context, src Source, im *bundle.Image, p
 		return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, fmt.Errorf("image %s: %w", im.Name, err))
 	}
 	defer rc.Close()
-	if int64(len(e.buf)) < im.ChunkSize {
-		e.buf = make([]byte, im.ChunkSize)
-	}
-	ir, err := bundle.NewImageReader(rc, im, from, e.buf)
+	ir, err := bundle.NewPipelinedImageReader(rc, im, from, 0)
 	if err != nil {
 		return err
 	}
+	defer ir.Close()
 	cw := &checkpointWriter{ctx: ctx, e: e, slot: slot, im: im, off: off, every: every, base: prior}
 	if _, err := ir.WriteTo(cw); err != nil {
 		return err
@@ -216,9 +214,10 @@ func (e *Engine) verifySlots(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read back image %s: %w", im.Name, err)
 		}
-		ir, err := bundle.NewImageReader(io.LimitReader(&ctxReader{ctx, slot}, im.Size), im, 0, e.buf)
+		ir, err := bundle.NewPipelinedImageReader(io.LimitReader(&ctxReader{ctx, slot}, im.Size), im, 0, 0)
 		if err == nil {
 			_, err = ir.WriteTo(io.Discard)
+			ir.Close()
 		}
 		slot.Close()
 		if err != nil {

@@ -19,6 +19,17 @@ type ImageReader struct {
 	next int    // index of the next chunk to read from src
 	data []byte // verified bytes of the current chunk not yet handed out
 	err  error
+	pipe *pipeline // read-ahead, for NewPipelinedImageReader
+}
+
+// Close stops a pipelined reader's read-ahead; for other readers it does
+// nothing. It does not close the source. A pipelined reader also stops by
+// itself at the end of the image or at its first error.
+func (r *ImageReader) Close() error {
+	if r.pipe != nil {
+		r.pipe.close()
+	}
+	return nil
 }
 
 // NewImageReader returns a reader of im's bytes from chunk from on. src must
@@ -86,6 +97,22 @@ func (r *ImageReader) fill() error {
 	if r.next == len(r.im.Chunks) {
 		r.err = io.EOF
 		return r.err
+	}
+	if r.pipe != nil {
+		chunk, err := r.pipe.nextChunk()
+		if err == io.EOF {
+			err = fmt.Errorf("%w: image %s ends before chunk %d", ErrTruncated, r.im.Name, r.next)
+		}
+		if err != nil {
+			// Stop the read-ahead now: after an error nothing more is
+			// read from src, whether or not the caller calls Close.
+			r.pipe.close()
+			r.err = err
+			return err
+		}
+		r.data = chunk
+		r.next++
+		return nil
 	}
 	i := r.next
 	n := r.im.ChunkLen(i)

@@ -26,7 +26,6 @@ type Reader struct {
 	digest   Digest
 	next     int // index of the next image Next returns
 	cur      *ImageReader
-	buf      []byte
 }
 
 // NewReader reads the header and signed manifest from src, verifies them
@@ -141,10 +140,12 @@ func (r *Reader) Digest() Digest { return r.digest }
 // last image Next returns io.EOF, having checked that nothing follows it.
 func (r *Reader) Next() (*Image, error) {
 	if r.cur != nil {
-		if _, err := r.cur.WriteTo(io.Discard); err != nil {
+		_, err := r.cur.WriteTo(io.Discard)
+		r.cur.Close()
+		r.cur = nil
+		if err != nil {
 			return nil, err
 		}
-		r.cur = nil
 	}
 	if r.next == len(r.m.Images) {
 		var one [1]byte
@@ -155,17 +156,26 @@ func (r *Reader) Next() (*Image, error) {
 	}
 	im := &r.m.Images[r.next]
 	r.next++
-	if int64(len(r.buf)) < im.ChunkSize {
-		r.buf = make([]byte, im.ChunkSize)
-	}
 	// The image's bytes are exactly the next im.Size bytes; LimitReader keeps
-	// a reader of one image from consuming the next.
-	cur, err := NewImageReader(io.LimitReader(r.src, im.Size), im, 0, r.buf)
+	// a reader of one image from consuming the next. The pipelined reader
+	// has read all of them by the time its last chunk is handed out, so the
+	// next image's reader never shares src with it.
+	cur, err := NewPipelinedImageReader(io.LimitReader(r.src, im.Size), im, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	r.cur = cur
 	return im, nil
+}
+
+// Close stops the read-ahead of the current image, if any. Call it when
+// abandoning a Reader before Next returned io.EOF.
+func (r *Reader) Close() error {
+	if r.cur != nil {
+		r.cur.Close()
+		r.cur = nil
+	}
+	return nil
 }
 
 // Read reads verified bytes of the current image.
@@ -187,6 +197,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 // Verify reads the whole bundle and returns the first error found: a cheap
 // way to check a bundle without installing it.
 func (r *Reader) Verify(progress Progress) error {
+	defer r.Close()
 	total, done := r.m.PayloadSize(), int64(0)
 	for {
 		im, err := r.Next()
