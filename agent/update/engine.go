@@ -119,6 +119,13 @@ type Engine struct {
 // ErrBusy is returned by Install while another update is in progress.
 var ErrBusy = errors.New("an update is in progress")
 
+// ErrAwaitingConfirmation is returned when the new release runs and waits
+// for Confirm: the engine has no health checks of its own.
+var ErrAwaitingConfirmation = errors.New("the new release is waiting for confirmation")
+
+// ErrNothingToConfirm is returned by Confirm outside the testing state.
+var ErrNothingToConfirm = errors.New("no new release is waiting for confirmation")
+
 // ErrRebooting is returned when the engine has asked the system to reboot:
 // the caller should stop and let it.
 var ErrRebooting = errors.New("rebooting")
@@ -196,6 +203,22 @@ func (e *Engine) Resume(ctx context.Context) error {
 		if err := e.transition(ctx, GaveUp, f); err != nil {
 			return err
 		}
+	}
+	return e.run(ctx)
+}
+
+// Confirm decides by hand the trial of a new release that waits in the
+// testing state: healthy commits it, otherwise it rolls back (and reboots).
+func (e *Engine) Confirm(ctx context.Context, healthy bool, reason string) error {
+	if e.j.State != Testing {
+		return fmt.Errorf("%w (state %s)", ErrNothingToConfirm, e.j.State)
+	}
+	ev, f := Healthy, (*Failure)(nil)
+	if !healthy {
+		ev, f = Unhealthy, &Failure{Code: "ERROR_CODE_HEALTH_CHECK_FAILED", Message: "rolled back by hand: " + reason}
+	}
+	if err := e.transition(ctx, ev, f); err != nil {
+		return err
 	}
 	return e.run(ctx)
 }
@@ -279,6 +302,9 @@ func (e *Engine) act(ctx context.Context) (Event, *Failure, error) {
 		}
 		return BootedOld, &Failure{Code: "ERROR_CODE_ROLLED_BACK", Message: fmt.Sprintf("the bootloader booted %s, not %s: the new release did not come up", booted, u.Target)}, nil
 	case Testing:
+		if e.Health == nil {
+			return "", nil, ErrAwaitingConfirmation
+		}
 		if err := e.Health.Check(ctx); err != nil {
 			if ctx.Err() != nil {
 				return "", nil, ctx.Err()

@@ -392,3 +392,32 @@ func TestBusy(t *testing.T) {
 		t.Fatalf("second Install = %v, want ErrBusy", err)
 	}
 }
+
+func TestManualConfirmation(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		t.Run(strconv.FormatBool(healthy), func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			path := f.bundleFile(t, bundletest.Release())
+			e := f.engine(t)
+			e.Health = nil
+			if err := e.Confirm(ctx, true, ""); !errors.Is(err, update.ErrNothingToConfirm) {
+				t.Fatalf("Confirm while idle = %v, want ErrNothingToConfirm", err)
+			}
+			if err := e.Install(ctx, path); !errors.Is(err, update.ErrRebooting) {
+				t.Fatal(err)
+			}
+			f.dev.powerOn()
+			e = f.engine(t)
+			e.Health = nil
+			if err := e.Resume(ctx); !errors.Is(err, update.ErrAwaitingConfirmation) {
+				t.Fatalf("Resume = %v, want ErrAwaitingConfirmation", err)
+			}
+			err := f.engine(t).Confirm(ctx, healthy, "operator saw a blank screen")
+			want := map[bool]update.State{true: update.Idle, false: update.RollingBack}[healthy]
+			if got := f.engine(t).Journal().State; got != want {
+				t.Fatalf("state after Confirm(%v) = %s (err %v), want %s", healthy, got, err, want)
+			}
+		})
+	}
+}

@@ -87,6 +87,10 @@ type Outcome struct {
 	Ended   time.Time `json:"ended"`
 }
 
+// ReadJournal reads the journal at path without taking part in the update:
+// for status reports. A missing file is a fresh device.
+func ReadJournal(path string) (*Journal, error) { return loadJournal(path) }
+
 // loadJournal reads the journal at path; a missing file is a fresh device.
 func loadJournal(path string) (*Journal, error) {
 	data, err := os.ReadFile(path)

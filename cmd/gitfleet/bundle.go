@@ -17,6 +17,7 @@ import (
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/keys"
 	"github.com/gitfleet/gitfleet/firmware/trust"
+	"github.com/gitfleet/gitfleet/internal/progress"
 )
 
 func newBundleCommand() *cobra.Command {
@@ -66,7 +67,7 @@ threshold. With --objects DIR the bundle is also written in the object-storage l
 				}
 				sealer = append(sealer, s)
 			}
-			m, err := createFile(ctx, out, rel, files, sealer, newProgress(cmd.ErrOrStderr(), isTerminal(os.Stderr), "bundle"))
+			m, err := createFile(ctx, out, rel, files, sealer, progress.New(cmd.ErrOrStderr(), "hash"))
 			if err != nil {
 				return err
 			}
@@ -100,23 +101,21 @@ threshold. With --objects DIR the bundle is also written in the object-storage l
 
 // createFile writes the bundle to a temporary file beside path and renames
 // it into place, so a failed or interrupted create leaves no partial bundle.
-func createFile(ctx context.Context, path string, rel bundle.Release, files []bundle.ImageFile, s bundle.Signer, p *progress) (*bundle.Manifest, error) {
+func createFile(ctx context.Context, path string, rel bundle.Release, files []bundle.ImageFile, s bundle.Signer, p *progress.Line) (*bundle.Manifest, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	p.label = "hash"
-	passes := 0
+	hashed := false
 	m, err := bundle.Create(ctx, tmp, rel, files, s, func(done, total int64) {
-		if done == total && passes == 0 {
-			passes++
-			p.update(done, total)
-			p.label, p.lastTick = "write", -1
-			return
+		p.Update(done, total)
+		if done == total && !hashed {
+			// Create reads the images twice: to hash them, then to write them.
+			hashed = true
+			p.Relabel("write")
 		}
-		p.update(done, total)
 	})
 	if err != nil {
 		return nil, err
@@ -235,7 +234,7 @@ func newBundleVerify() *cobra.Command {
 		Long: `Verify a bundle as a device would before installing it: the manifest's signatures against
 --root (or --pub), the device type and release counter, then every chunk of every image.
 BUNDLE - reads the bundle as a stream from standard input.`,
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(); err != nil {
 				return err
@@ -258,7 +257,7 @@ BUNDLE - reads the bundle as a stream from standard input.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			if err := r.Verify(newProgress(cmd.ErrOrStderr(), isTerminal(os.Stderr), "verify").update); err != nil {
+			if err := r.Verify(progress.New(cmd.ErrOrStderr(), "verify").Update); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			m := r.Manifest()
@@ -269,7 +268,7 @@ BUNDLE - reads the bundle as a stream from standard input.`,
 				})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "OK %s: %s %s, counter %d, bundle sha256:%s, %d image(s), %s verified in %.2fs\n",
-				args[0], m.Product, m.Version, m.Counter, r.Digest(), len(m.Images), mib(m.PayloadSize()), time.Since(start).Seconds())
+				args[0], m.Product, m.Version, m.Counter, r.Digest(), len(m.Images), progress.MiB(m.PayloadSize()), time.Since(start).Seconds())
 			return nil
 		},
 	}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/gitfleet/gitfleet/agent/outbox"
+	"github.com/gitfleet/gitfleet/agent/update"
+	"github.com/gitfleet/gitfleet/internal/progress"
+)
+
+// The agent's commands use the standard flag package rather than a CLI
+// framework: cobra's text/template use keeps the linker from dropping
+// unused methods, which cost the agent binary megabytes.
+
+// A command is one subcommand of gitfleet-agent.
+type command struct {
+	name, args, short, long string
+	flags                   func(fs *flag.FlagSet)
+	run                     func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error
+}
+
+var rollbackReason string
+
+var commands = []command{
+	{
+		name: "install", args: "BUNDLE|URL",
+		short: "Install a bundle from a file (USB) or URL into the inactive slot and reboot into it",
+		long: `Install a bundle as an update from the server would be: verified against the pinned root
+(signature, device type, release counter), streamed into the inactive slot chunk by chunk, read back,
+then the bootloader is armed to try it once and the device reboots. After the reboot, 'gitfleet-agent
+run' (or 'commit'/'rollback' with manual health checks) finishes the update.`,
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			if len(args) != 1 {
+				return errors.New("install: give one bundle file or URL")
+			}
+			d, err := openWithOutbox(cfg, stderr)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			d.engine.OnProgress(progress.New(stderr, "install").Update)
+			return report(stdout, d.engine, d.engine.Install(ctx, args[0]))
+		},
+	},
+	{
+		name: "commit", short: "Confirm the new release that waits in the testing state",
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			return confirm(ctx, cfg, stdout, stderr, true, "")
+		},
+	},
+	{
+		name: "rollback", short: "Reject the new release that waits in the testing state and reboot into the old one",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&rollbackReason, "reason", "by operator", "why, for the report")
+		},
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			return confirm(ctx, cfg, stdout, stderr, false, rollbackReason)
+		},
+	},
+	{
+		name: "status", short: "Print the agent's state as JSON: slots, releases, update in progress, last result",
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			return printStatus(stdout, cfg)
+		},
+	},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "gitfleet-agent: the gitfleet update agent, A/B updates that survive a power cut at any instant\n\nUsage: gitfleet-agent COMMAND [--config FILE] [flags] [args]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.short)
+	}
+	fmt.Fprintf(w, "\nEvery command takes --config FILE (default %s). 'gitfleet-agent COMMAND --help' says more.\n", DefaultConfigPath)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		fs := flag.NewFlagSet("gitfleet-agent "+c.name, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		configPath := fs.String("config", DefaultConfigPath, "agent configuration file")
+		if c.flags != nil {
+			c.flags(fs)
+		}
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage: gitfleet-agent %s [flags] %s\n\n%s\n\n", c.name, c.args, firstNonEmpty(c.long, c.short))
+			fs.PrintDefaults()
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		cfg, err := LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		return c.run(ctx, cfg, fs.Args(), stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q: run gitfleet-agent --help", args[0])
+}
+
+func firstNonEmpty(a, b string) string {
+	if strings.TrimSpace(a) != "" {
+		return a
+	}
+	return b
+}
+
+// openWithOutbox wires the engine with the on-disk outbox as its reporter:
+// reports made while the daemon is not running wait there for it.
+func openWithOutbox(cfg Config, logTo io.Writer) (*device, error) {
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})).With("device", cfg.Device.ID)
+	ob, err := outbox.Open(outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), Fleet: cfg.Device.Fleet, Device: cfg.Device.ID}, log)
+	if err != nil {
+		return nil, err
+	}
+	return open(cfg, ob, log)
+}
+
+func confirm(ctx context.Context, cfg Config, stdout, stderr io.Writer, healthy bool, reason string) error {
+	d, err := openWithOutbox(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return report(stdout, d.engine, d.engine.Confirm(ctx, healthy, reason))
+}
+
+// report prints where an engine run ended.
+func report(w io.Writer, e *update.Engine, err error) error {
+	j := e.Journal()
+	switch {
+	case errors.Is(err, update.ErrRebooting):
+		fmt.Fprintf(w, "installed %s into slot group %s; rebooting to try it\n", j.Update.Release.Version, j.Update.Target)
+		return nil
+	case errors.Is(err, update.ErrAwaitingConfirmation):
+		fmt.Fprintf(w, "%s is running from slot group %s and waits for 'gitfleet-agent commit' or 'rollback'\n", j.Update.Release.Version, j.Update.Target)
+		return nil
+	case err != nil:
+		return err
+	}
+	if r := j.LastResult; r != nil && r.State != update.Succeeded {
+		return fmt.Errorf("update to %s %s: %s: %s", r.Release.Version, r.State, r.Error.Code, r.Error.Message)
+	}
+	fmt.Fprintf(w, "running %s\n", j.Installed.Version)
+	return nil
+}
+
+// Status is what `gitfleet-agent status` prints.
+type Status struct {
+	Device    string           `json:"device"`
+	State     update.State     `json:"state"`
+	Installed update.Release   `json:"installed"`
+	Update    *update.Progress `json:"update,omitempty"`
+	Last      *update.Outcome  `json:"last_result,omitempty"`
+	// Confirmed is true when no new release waits for its trial to end.
+	Confirmed bool `json:"confirmed"`
+}
+
+func printStatus(w io.Writer, cfg Config) error {
+	j, err := update.ReadJournal(filepath.Join(cfg.DataDir, "journal.json"))
+	if err != nil {
+		return err
+	}
+	s := Status{Device: cfg.Device.ID, State: j.State, Installed: j.Installed, Update: j.Update, Last: j.LastResult,
+		Confirmed: j.State == update.Idle}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}

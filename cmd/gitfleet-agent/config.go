@@ -1,0 +1,174 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/gitfleet/gitfleet/agent/boot"
+	"github.com/gitfleet/gitfleet/agent/slot"
+)
+
+// Config is the agent's configuration, agent.yaml. Every field is
+// documented in the example configuration, agent.example.yaml.
+type Config struct {
+	Device struct {
+		ID      string `yaml:"id"`
+		Type    string `yaml:"type"`
+		Fleet   string `yaml:"fleet"`
+		Channel string `yaml:"channel"`
+	} `yaml:"device"`
+	// DataDir holds the journal, the outbox and trust state.
+	DataDir string `yaml:"data_dir"`
+	Trust   struct {
+		// Root is the pinned TUF root.json the device trusts.
+		Root string `yaml:"root"`
+	} `yaml:"trust"`
+	Slots      slot.Config `yaml:"slots"`
+	Bootloader Bootloader  `yaml:"bootloader"`
+	Health     struct {
+		// Manual leaves a new release waiting in the testing state for
+		// `gitfleet-agent commit` or `rollback`.
+		Manual   bool            `yaml:"manual"`
+		Commands []HealthCommand `yaml:"commands"`
+	} `yaml:"health"`
+	System struct {
+		BootIDFile    string   `yaml:"boot_id_file"`
+		RebootCommand []string `yaml:"reboot_command"`
+	} `yaml:"system"`
+}
+
+// Bootloader chooses and configures the bootloader backend.
+type Bootloader struct {
+	// Type is uboot, grub, file or script.
+	Type string `yaml:"type"`
+	// FwEnvConfig locates the U-Boot environment (uboot).
+	FwEnvConfig string `yaml:"fw_env_config"`
+	// GRUBEnv is the grubenv file (grub).
+	GRUBEnv string `yaml:"grubenv"`
+	// File is the variables file (file: the virtual board).
+	File       string          `yaml:"file"`
+	Convention boot.Convention `yaml:"convention"`
+	Commands   boot.Commands   `yaml:"commands"`
+}
+
+// HealthCommand is one health check command.
+type HealthCommand struct {
+	Name    string        `yaml:"name"`
+	Command []string      `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultConfigPath is where the agent looks without --config.
+const DefaultConfigPath = "/etc/gitfleet/agent.yaml"
+
+// Default returns the configuration's defaults.
+func Default() Config {
+	var c Config
+	c.DataDir = "/var/lib/gitfleet"
+	c.Trust.Root = "/etc/gitfleet/root.json"
+	c.Bootloader.Type = "uboot"
+	return c
+}
+
+// LoadConfig reads path over Default. Unknown fields are errors, and every
+// error names the file, line and field.
+func LoadConfig(path string) (Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
+		return c, fmt.Errorf("config %s: %s", path, oneLine(yaml.FormatError(err, false, false)))
+	}
+	// Relative paths are relative to the config file, so a config and the
+	// files it names can move together.
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.DataDir, &c.Trust.Root, &c.Bootloader.FwEnvConfig, &c.Bootloader.GRUBEnv, &c.Bootloader.File, &c.Slots.Cmdline, &c.System.BootIDFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for _, g := range c.Slots.Groups {
+		for class, p := range g {
+			if p != "" && !filepath.IsAbs(p) {
+				g[class] = filepath.Join(base, p)
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// Validate checks the configuration; each error names the field and the fix.
+func (c Config) Validate() error {
+	var problems []string
+	bad := func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Device.ID == "" {
+		bad("device.id", "set the device's id, e.g. its serial number")
+	}
+	if !nameRE.MatchString(c.Device.Type) {
+		bad("device.type", "%q: set the device type the bundles list, in lowercase letters, digits, '.', '_' or '-'", c.Device.Type)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "set a directory on persistent storage, e.g. /var/lib/gitfleet")
+	}
+	if c.Trust.Root == "" {
+		bad("trust.root", "set the path of the pinned root.json")
+	}
+	if err := c.Slots.Validate(); err != nil {
+		bad("slots", "%v", err)
+	}
+	switch b := c.Bootloader; b.Type {
+	case "uboot":
+		if b.FwEnvConfig == "" {
+			bad("bootloader.fw_env_config", "set the fw_env.config of the U-Boot environment (e.g. /etc/fw_env.config)")
+		}
+	case "grub":
+		if b.GRUBEnv == "" {
+			bad("bootloader.grubenv", "set the grubenv file (e.g. /boot/efi/EFI/debian/grubenv)")
+		}
+	case "file":
+		if b.File == "" {
+			bad("bootloader.file", "set the variables file")
+		}
+	case "script":
+		if err := b.Commands.Validate(); err != nil {
+			bad("bootloader.commands", "%v", err)
+		}
+	default:
+		bad("bootloader.type", "%q: use uboot, grub, file or script", b.Type)
+	}
+	if c.Bootloader.Type != "script" {
+		if err := c.Bootloader.Convention.Validate(); err != nil {
+			bad("bootloader.convention", "%v", err)
+		}
+	}
+	for i, h := range c.Health.Commands {
+		if h.Name == "" || len(h.Command) == 0 {
+			bad(fmt.Sprintf("health.commands[%d]", i), "give a name and a command (a list: program and arguments)")
+		}
+	}
+	if len(problems) > 0 {
+		// One line, every problem: a bad config is fixed in one go.
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/gitfleet/gitfleet/agent/boot"
+	"github.com/gitfleet/gitfleet/agent/bootenv"
+	"github.com/gitfleet/gitfleet/agent/health"
+	"github.com/gitfleet/gitfleet/agent/slot"
+	"github.com/gitfleet/gitfleet/agent/source"
+	"github.com/gitfleet/gitfleet/agent/system"
+	"github.com/gitfleet/gitfleet/agent/update"
+	"github.com/gitfleet/gitfleet/firmware/trust"
+)
+
+// device holds the parts of the agent wired from a config.
+type device struct {
+	cfg    Config
+	engine *update.Engine
+	lock   *os.File
+}
+
+// bootloader is what the agent needs of a bootloader backend.
+type bootloader interface {
+	update.Bootloader
+}
+
+// open wires the engine from cfg and takes the data directory's lock, so
+// two agents (the daemon and a command) never run the engine at once.
+func open(cfg Config, reporter update.Reporter, log *slog.Logger) (*device, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &device{cfg: cfg, lock: lock}
+	if err := d.wire(reporter, log); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
+	cfg := d.cfg
+	pinned, err := os.ReadFile(cfg.Trust.Root)
+	if err != nil {
+		return fmt.Errorf("trust.root: %w", err)
+	}
+	root, err := trust.LoadRoot(pinned)
+	if err != nil {
+		return fmt.Errorf("trust.root %s: %w", cfg.Trust.Root, err)
+	}
+	verifier, err := root.Verifier(trust.RoleTargets)
+	if err != nil {
+		return fmt.Errorf("trust.root %s: %w", cfg.Trust.Root, err)
+	}
+
+	var (
+		bl       update.Bootloader
+		detector slot.Detector
+	)
+	b := cfg.Bootloader
+	if b.Type == "script" {
+		s, err := boot.NewScript(b.Commands)
+		if err != nil {
+			return fmt.Errorf("bootloader: %w", err)
+		}
+		bl = s
+	} else {
+		var store boot.Store
+		switch b.Type {
+		case "uboot":
+			fc, err := bootenv.ReadFwEnvConfig(b.FwEnvConfig)
+			if err != nil {
+				return fmt.Errorf("bootloader.fw_env_config: %w", err)
+			}
+			store = bootenv.NewUBootEnv(fc)
+		case "grub":
+			store = &bootenv.GRUBEnv{Path: b.GRUBEnv}
+		case "file":
+			store = &boot.File{Path: b.File}
+		}
+		env, err := boot.NewEnv(store, b.Convention)
+		if err != nil {
+			return fmt.Errorf("bootloader: %w", err)
+		}
+		bl, detector = env, env
+	}
+	slots, err := slot.New(cfg.Slots, detector)
+	if err != nil {
+		return fmt.Errorf("slots: %w", err)
+	}
+	var checker update.Checker
+	if !cfg.Health.Manual {
+		hc := &health.Checker{}
+		for _, h := range cfg.Health.Commands {
+			hc.Checks = append(hc.Checks, health.Command(h.Name, h.Command, h.Timeout))
+		}
+		checker = hc
+	}
+	d.engine = &update.Engine{
+		JournalPath: filepath.Join(cfg.DataDir, "journal.json"),
+		Verifier:    verifier,
+		Open:        openSource,
+		Slots:       slots,
+		Boot:        bl,
+		System:      &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand},
+		Health:      checker,
+		Reporter:    reporter,
+		Policy:      update.Policy{DeviceType: cfg.Device.Type},
+		Log:         log,
+	}
+	return d.engine.Load()
+}
+
+// openSource opens a bundle reference: an http(s) URL or a local path.
+func openSource(_ context.Context, ref string) (update.Source, error) {
+	if strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://") {
+		return source.NewHTTPFile(ref, source.ClientTLS(nil)), nil
+	}
+	return source.OpenFile(ref)
+}
+
+func (d *device) Close() error { return d.lock.Close() }
+
+// lockDir takes an exclusive lock on dir/lock, failing at once if another
+// agent holds it.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another gitfleet-agent is using %s (lock: %v)", dir, err)
+	}
+	return f, nil
+}
