@@ -22,7 +22,7 @@ import (
 // that the test rewrites at each "boot".
 type board struct {
 	dir, config, cmdline, bootID, env string
-	boots                            int
+	boots                             int
 }
 
 func newBoard(t *testing.T, tr *bundletest.Trust) *board {
