@@ -26,6 +26,7 @@ type HTTP struct {
 	fileURL     string            // single-file form
 	envelopeURL string            // object layout
 	imageURLs   map[string]string // object layout: image name → URL
+	base        string            // object layout: URL images without their own resolve against
 
 	envelope []byte
 	offsets  map[string]int64
@@ -99,7 +100,13 @@ func (s *HTTP) Image(ctx context.Context, im *bundle.Image, offset int64) (io.Re
 	}
 	url, base := s.fileURL, int64(0)
 	if s.imageURLs != nil {
-		if url = s.imageURLs[im.Name]; url == "" {
+		if url = s.imageURLs[im.Name]; url == "" && s.base != "" {
+			var err error
+			if url, err = blobURL(s.base, im); err != nil {
+				return nil, err
+			}
+		}
+		if url == "" {
 			return nil, fmt.Errorf("no URL for image %s", im.Name)
 		}
 	} else {

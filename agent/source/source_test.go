@@ -18,6 +18,7 @@ import (
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/bundletest"
 	"github.com/gitfleet/gitfleet/internal/backoff"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
 type src interface {
@@ -137,6 +138,14 @@ func TestHTTPObjects(t *testing.T) {
 		urls[name] = srv.URL + "/" + key
 	}
 	checkSource(t, source.NewHTTPObjects(srv.URL+"/"+o.Envelope, urls, srv.Client()), m, imgs)
+
+	// An advert that gives a base URL instead of one URL per image.
+	ref := source.ReleaseRef(&gitfleetv1.Release{ManifestUrl: srv.URL + "/" + o.Envelope, BaseUrl: srv.URL})
+	s, err := source.Open(ref, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSource(t, s, m, imgs)
 }
 
 func TestHTTPForbiddenIsNotRetried(t *testing.T) {

@@ -111,10 +111,15 @@ type Engine struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	j        *Journal
-	cancel   atomic.Bool
-	progress func(done, total int64)
+	j            *Journal
+	cancel       atomic.Bool
+	progress     func(done, total int64)
+	onTransition func(Journal)
 }
+
+// OnTransition sets a function called with the journal after every
+// persisted transition: the daemon publishes the device status from it.
+func (e *Engine) OnTransition(fn func(Journal)) { e.onTransition = fn }
 
 // ErrBusy is returned by Install while another update is in progress.
 var ErrBusy = errors.New("an update is in progress")
@@ -164,11 +169,18 @@ func (e *Engine) Cancel() { e.cancel.Store(true) }
 // Install starts an update from ref (a path or URL) and runs it as far as it
 // goes without a reboot: to an outcome, or to ErrRebooting.
 func (e *Engine) Install(ctx context.Context, ref string) error {
+	return e.InstallRelease(ctx, ref, "")
+}
+
+// InstallRelease is Install for an advertised release: the bundle's digest
+// must be digest ("sha256:<hex>"), so a source that serves another signed
+// bundle than the signed advert named is refused.
+func (e *Engine) InstallRelease(ctx context.Context, ref, digest string) error {
 	if e.j.State != Idle {
 		return fmt.Errorf("%w: %s (state %s)", ErrBusy, e.j.Update.Source, e.j.State)
 	}
 	e.cancel.Store(false)
-	e.j.Update = &Progress{Source: ref, Chunks: map[string]int{}, Started: e.now()}
+	e.j.Update = &Progress{Source: ref, Chunks: map[string]int{}, Started: e.now(), Release: Release{Digest: digest}}
 	if err := e.transition(ctx, Offered, nil); err != nil {
 		return err
 	}
@@ -374,6 +386,9 @@ func (e *Engine) transition(ctx context.Context, ev Event, f *Failure) error {
 		return err
 	}
 	e.Log.Info("transition", "state", to, "from", from, "event", ev, "release", rep.Release.Version)
+	if e.onTransition != nil {
+		e.onTransition(*e.j)
+	}
 	if err := e.Reporter.Report(ctx, rep); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

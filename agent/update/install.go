@@ -37,8 +37,11 @@ func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error)
 	}
 	digest := "sha256:" + d.String()
 	if u.Release.Digest != "" && u.Release.Digest != digest {
+		// Either the advert named another bundle than the source serves, or
+		// the source changed between a crash and the resume: never mix.
 		src.Close()
-		return nil, nil, fmt.Errorf("%w: %s now serves bundle %s, the update started with %s", bundle.ErrCorrupt, u.Source, digest, u.Release.Digest)
+		return nil, nil, gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DIGEST_MISMATCH,
+			fmt.Errorf("%s serves bundle %s, expected %s", u.Source, digest, u.Release.Digest))
 	}
 	return src, m, nil
 }

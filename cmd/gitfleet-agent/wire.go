@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/gitfleet/gitfleet/agent/boot"
@@ -122,12 +121,9 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 	return d.engine.Load()
 }
 
-// openSource opens a bundle reference: an http(s) URL or a local path.
+// openSource opens a bundle reference (see source.Open).
 func openSource(_ context.Context, ref string) (update.Source, error) {
-	if strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://") {
-		return source.NewHTTPFile(ref, source.ClientTLS(nil)), nil
-	}
-	return source.OpenFile(ref)
+	return source.Open(ref, source.ClientTLS(nil))
 }
 
 func (d *device) Close() error { return d.lock.Close() }
