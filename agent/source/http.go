@@ -99,7 +99,7 @@ func (s *HTTP) Image(ctx context.Context, im *bundle.Image, offset int64) (io.Re
 		return nil, err
 	}
 	url, base := s.fileURL, int64(0)
-	if s.imageURLs != nil {
+	if s.envelopeURL != "" {
 		if url = s.imageURLs[im.Name]; url == "" && s.base != "" {
 			var err error
 			if url, err = blobURL(s.base, im); err != nil {
@@ -171,6 +171,9 @@ func (r *rangeReader) open() error {
 	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		return backoff.Permanent(err)
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return backoff.Permanent(fmt.Errorf("download %q: not an http or https URL", redact(r.url)))
 	}
 	req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-"+strconv.FormatInt(r.end-1, 10))
 	resp, err := r.s.Client.Do(req)
