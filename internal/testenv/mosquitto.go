@@ -51,8 +51,8 @@ func startMosquitto(t testing.TB, bin, dir, addr, conf string) error {
 		return err
 	}
 	confFile, logFile := filepath.Join(dir, "mosquitto.conf"), filepath.Join(dir, "mosquitto.log")
-	// As root, Mosquitto would drop to user mosquitto, which cannot read the test's files: "user root"
-	// keeps it root, and means nothing to a Mosquitto started by another user.
+	// As root, Mosquitto would drop to user mosquitto, which can read none of the test's files, and
+	// would lose dieWithParent's signal: "user root" keeps it root. Other users' Mosquitto ignores it.
 	text := fmt.Sprintf("user root\npersistence false\nlog_dest stderr\nlistener %s 127.0.0.1\n%s\n", port, conf)
 	if err := os.WriteFile(confFile, []byte(text), 0o600); err != nil {
 		return err
