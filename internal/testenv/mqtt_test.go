@@ -26,11 +26,11 @@ func TestMQTTRoundTrip(t *testing.T) {
 	b := testenv.MQTT(t)
 	fleet := "gitfleet/v1/" + testenv.ID(t)
 	device := b.Devices[0]
-	server := []string{b.User, b.Password}
-	dev := []string{device, b.DevicePassword}
+	server := login{b.User, b.Password}
+	dev := login{device, b.DevicePassword}
 	tests := []struct {
 		name                  string
-		publisher, subscriber []string // account and password
+		publisher, subscriber login
 		topic                 string
 	}{
 		{"server to server", server, server, fleet + "/anything/at/all"},
@@ -41,9 +41,9 @@ func TestMQTTRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			sub := connect(t, b.Addr, tt.subscriber[0], tt.subscriber[1])
+			sub := connect(t, b.Addr, tt.subscriber.user, tt.subscriber.password)
 			msgs := subscribe(t, sub, tt.topic)
-			pub := connect(t, b.Addr, tt.publisher[0], tt.publisher[1])
+			pub := connect(t, b.Addr, tt.publisher.user, tt.publisher.password)
 			payload := "hello from " + tt.name
 			publish(t, pub, tt.topic, 1, payload)
 
@@ -55,6 +55,8 @@ func TestMQTTRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+type login struct{ user, password string }
 
 // TestMQTTConfinesDevices checks the ACL: a device neither publishes nor reads under another device's
 // topics. Mosquitto drops what a device may not publish or read without telling it, so each case
