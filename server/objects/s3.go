@@ -33,6 +33,11 @@ type S3Config struct {
 	// Endpoint is the server's URL: https://s3.eu-central-1.amazonaws.com,
 	// http://minio.lan:9000.
 	Endpoint string `yaml:"endpoint"`
+	// PublicEndpoint, if set, is the URL devices reach the server at when
+	// it is not Endpoint, as with a reverse proxy that keeps the Host
+	// header: https://fw.example.com. Presigned URLs are signed for its
+	// host, which S3 checks. It needs Region.
+	PublicEndpoint string `yaml:"public_endpoint"`
 	// Region is the bucket's region. Empty asks the server, which needs
 	// permission to get the bucket's location.
 	Region string `yaml:"region"`
@@ -70,14 +75,20 @@ type S3Config struct {
 // Validate returns an error naming the field and the fix if c cannot
 // describe an S3 store. It does not reach the endpoint: NewS3 does.
 func (c S3Config) Validate() error {
-	u, err := url.Parse(c.Endpoint)
-	switch {
-	case c.Endpoint == "":
+	if c.Endpoint == "" {
 		return errors.New("s3 config: endpoint is empty: give the server's URL, as in https://s3.example.com")
-	case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("s3 config: endpoint %q is not an http:// or https:// URL: give one, as in https://s3.example.com", c.Endpoint)
-	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		return fmt.Errorf("s3 config: endpoint %q has more than a scheme, host and port: name the bucket in bucket, and a folder in prefix", c.Endpoint)
+	}
+	if err := checkEndpoint("endpoint", c.Endpoint); err != nil {
+		return err
+	}
+	if c.PublicEndpoint != "" {
+		if err := checkEndpoint("public_endpoint", c.PublicEndpoint); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.PublicEndpoint != "" && c.Region == "":
+		return errors.New("s3 config: public_endpoint is set but region is empty: give the bucket's region, as in us-east-1, for URLs signed without asking the server")
 	case c.Bucket == "":
 		return errors.New("s3 config: bucket is empty: name the bucket to store bundles in")
 	case (c.AccessKey == "") != (c.SecretKey == ""):
@@ -97,11 +108,25 @@ func (c S3Config) Validate() error {
 	return nil
 }
 
+// checkEndpoint returns an error unless value, of config field name, is an
+// http:// or https:// URL of a server and nothing more.
+func checkEndpoint(name, value string) error {
+	u, err := url.Parse(value)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("s3 config: %s %q is not an http:// or https:// URL: give one, as in https://s3.example.com", name, value)
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("s3 config: %s %q has more than a scheme, host and port: name the bucket in bucket, and a folder in prefix", name, value)
+	}
+	return nil
+}
+
 // An S3 store keeps objects in an S3 bucket. It is safe for concurrent use,
 // and several servers may share a bucket: they upload the same bytes under
 // a content-addressed key.
 type S3 struct {
 	client   *minio.Client
+	presign  *minio.Client // client, or one for the public endpoint
 	endpoint string
 	bucket   string
 	prefix   string // "" or ending in "/"
@@ -162,6 +187,17 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	}
 	if err := s.check(ctx, check); err != nil {
 		return nil, err
+	}
+	s.presign = s.client
+	if cfg.PublicEndpoint != "" {
+		// Presigning is a computation: with the region given, this client
+		// sends no request, so the server need not reach the public endpoint.
+		pu, _ := url.Parse(cfg.PublicEndpoint) // Validate parsed it
+		public := *opts
+		public.Secure = pu.Scheme == "https"
+		if s.presign, err = minio.New(pu.Host, &public); err != nil {
+			return nil, fmt.Errorf("s3 client for %s: %w", cfg.PublicEndpoint, err)
+		}
 	}
 	return s, nil
 }
@@ -351,7 +387,7 @@ func (s *S3) PresignGet(ctx context.Context, key string, ttl time.Duration) (*ur
 	if err := checkTTL(ttl); err != nil {
 		return nil, fmt.Errorf("presign s3 object %s: %w", key, err)
 	}
-	u, err := s.client.PresignedGetObject(ctx, s.bucket, s.prefix+key, ttl, nil)
+	u, err := s.presign.PresignedGetObject(ctx, s.bucket, s.prefix+key, ttl, nil)
 	if err != nil {
 		return nil, fmt.Errorf("presign s3 object %s: %w", key, err)
 	}

@@ -278,21 +278,64 @@ func TestNewS3Errors(t *testing.T) {
 	}
 }
 
+// newProxy starts a reverse proxy to the server of b, over TLS if tls is
+// set. It passes the Host header on, so that signatures made for the
+// proxy's address match on the server.
+func newProxy(t *testing.T, b testenv.Bucket, tls bool) *httptest.Server {
+	t.Helper()
+	target, err := url.Parse(b.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	proxy.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes that the tests make fail
+	if tls {
+		proxy.StartTLS()
+	} else {
+		proxy.Start()
+	}
+	t.Cleanup(proxy.Close)
+	return proxy
+}
+
+func TestS3PublicEndpoint(t *testing.T) {
+	t.Parallel()
+	b := testenv.S3(t)
+	proxy := newProxy(t, b, false)
+	conf := s3Config(b)
+	conf.PublicEndpoint = proxy.URL
+	s, err := objects.NewS3(t.Context(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "blobs/sha256/public"
+	if err := s.PutObject(t.Context(), key, strings.NewReader("public"), 6); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PresignGet(t.Context(), key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := u.Scheme+"://"+u.Host, proxy.URL; got != want {
+		t.Errorf("presigned URL %s is not at the public endpoint %s", u, want)
+	}
+	if code, body, _ := get(t, u.String(), ""); code != http.StatusOK || string(body) != "public" {
+		t.Errorf("GET through the public endpoint: status %d, body %q, want 200 with the object", code, body)
+	}
+	// The signature is for the public endpoint's host only.
+	direct := *u
+	direct.Host = strings.TrimPrefix(b.Endpoint, "http://")
+	if code, _, _ := get(t, direct.String(), ""); code != http.StatusForbidden {
+		t.Errorf("GET of the same URL at the endpoint: status %d, want 403", code)
+	}
+}
+
 // TestS3TLS reaches the test S3 server through a TLS proxy whose
 // certificate no system CA signed.
 func TestS3TLS(t *testing.T) {
 	t.Parallel()
 	b := testenv.S3(t)
-	target, err := url.Parse(b.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The proxy passes the Host header on, so the signatures, made for the
-	// proxy's address, still match.
-	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
-	proxy.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted case's handshake error
-	proxy.StartTLS()
-	t.Cleanup(proxy.Close)
+	proxy := newProxy(t, b, true)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
@@ -359,6 +402,8 @@ func TestS3ConfigValidate(t *testing.T) {
 	valid := objects.S3Config{Endpoint: "https://s3.example.com", Bucket: "fw", AccessKey: "a", SecretKey: "s"}
 	checkValidate(t, valid, []invalid[objects.S3Config]{
 		{"no endpoint", func(c *objects.S3Config) { c.Endpoint = "" }, "endpoint is empty"},
+		{"public endpoint with a path", func(c *objects.S3Config) { c.PublicEndpoint, c.Region = "https://fw.example.com/x", "r" }, "public_endpoint"},
+		{"public endpoint without region", func(c *objects.S3Config) { c.PublicEndpoint = "https://fw.example.com" }, "region is empty"},
 		{"endpoint without scheme", func(c *objects.S3Config) { c.Endpoint = "s3.example.com:9000" }, "not an http:// or https:// URL"},
 		{"endpoint with a path", func(c *objects.S3Config) { c.Endpoint = "https://s3.example.com/fw" }, "name the bucket in bucket"},
 		{"no bucket", func(c *objects.S3Config) { c.Bucket = "" }, "bucket is empty"},
