@@ -31,6 +31,15 @@ var rollbackReason string
 
 var commands = []command{
 	{
+		name: "run", short: "Run the agent daemon: follow the channel over MQTT, install, confirm, report",
+		long: `Run the daemon: resume any update in progress (after a reboot: check which slot booted, run the
+health checks, commit or roll back), follow the channel and desired state the server signs, install
+what they offer, and report every step through the on-disk outbox. Stops cleanly on SIGTERM.`,
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			return runDaemon(ctx, cfg, stderr)
+		},
+	},
+	{
 		name: "install", args: "BUNDLE|URL",
 		short: "Install a bundle from a file (USB) or URL into the inactive slot and reboot into it",
 		long: `Install a bundle as an update from the server would be: verified against the pinned root

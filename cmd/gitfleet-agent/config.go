@@ -42,6 +42,23 @@ type Config struct {
 		BootIDFile    string   `yaml:"boot_id_file"`
 		RebootCommand []string `yaml:"reboot_command"`
 	} `yaml:"system"`
+	MQTT MQTT `yaml:"mqtt"`
+}
+
+// MQTT configures the link to the broker (gitfleet-agent run).
+type MQTT struct {
+	// Broker is tcp://HOST:PORT or ssl://HOST:PORT.
+	Broker   string `yaml:"broker"`
+	Username string `yaml:"username"`
+	// PasswordFile holds the password; the environment variable
+	// GITFLEET_MQTT_PASSWORD overrides it.
+	PasswordFile string `yaml:"password_file"`
+	CAFile       string `yaml:"ca_file"`
+	// CertFile and KeyFile are the device's client certificate for mTLS.
+	CertFile  string        `yaml:"cert_file"`
+	KeyFile   string        `yaml:"key_file"`
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	KeepAlive time.Duration `yaml:"keep_alive"`
 }
 
 // Bootloader chooses and configures the bootloader backend.
@@ -91,7 +108,8 @@ func LoadConfig(path string) (Config, error) {
 	// Relative paths are relative to the config file, so a config and the
 	// files it names can move together.
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.Trust.Root, &c.Bootloader.FwEnvConfig, &c.Bootloader.GRUBEnv, &c.Bootloader.File, &c.Slots.Cmdline, &c.System.BootIDFile} {
+	for _, p := range []*string{&c.DataDir, &c.Trust.Root, &c.Bootloader.FwEnvConfig, &c.Bootloader.GRUBEnv, &c.Bootloader.File, &c.Slots.Cmdline, &c.System.BootIDFile,
+		&c.MQTT.PasswordFile, &c.MQTT.CAFile, &c.MQTT.CertFile, &c.MQTT.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
