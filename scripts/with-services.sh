@@ -9,6 +9,8 @@
 # scripts/README.md) and runs CMD. Whatever happens - CMD passes or fails, a service does not start,
 # SIGINT, SIGTERM or SIGHUP - it stops what it started and removes the directory. It exits with CMD's
 # status, or 128+N after signal N. Parallel runs do not meet: each has its own ports and directory.
+
+# shellcheck disable=SC2317 # shellcheck 0.9 takes every function for unreachable after the last line's exit
 set -euo pipefail
 
 readonly versitygw_version=v1.8.0
@@ -16,7 +18,7 @@ readonly deadline=30 # seconds a service gets to answer
 readonly s3_region=us-east-1
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-cache=${GITFLEET_CACHE:-$HOME/.cache/gitfleet}
+cache=${GITFLEET_CACHE:-${HOME:?is not set: set it, or GITFLEET_CACHE}/.cache/gitfleet}
 work=  # the temporary directory; every service keeps its files, and its log, in $work/NAME/
 build= # versitygw's build directory while it is built
 
@@ -283,7 +285,9 @@ setup_postgres() {
 start_postgres() {
 	pg_port=$(free_port) || return
 	rm -f "$pg/log"
-	local options="-c listen_addresses=127.0.0.1 -p $pg_port -k '$pg' -c fsync=off -c full_page_writes=off"
+	# Every test package of a run may hold a pool of connections at once: room for more than 100.
+	local options="-c listen_addresses=127.0.0.1 -p $pg_port -k '$pg'"
+	options+=" -c max_connections=300 -c fsync=off -c full_page_writes=off"
 	as_postgres "$pg_ctl" -D "$pg/data" -l "$pg/log" -w -t "$deadline" -o "$options" start >/dev/null
 }
 
@@ -380,7 +384,7 @@ run() {
 
 main() {
 	if (($# == 0)); then
-		sed -n '2,/^set -euo/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+		sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2 # the comment above
 		exit 2
 	fi
 	trap cleanup EXIT
@@ -426,4 +430,6 @@ main() {
 	run "$@" # its status is the script's
 }
 
-main "$@"
+# One line, so that bash, which reads a script as it runs it, reads nothing more once main returns:
+# the file may have been edited meanwhile.
+main "$@"; exit
