@@ -32,15 +32,7 @@ type fixture struct {
 func newFixture(t *testing.T, fleet string) *fixture {
 	t.Helper()
 	tr := bundletest.NewTrust(t, 1, 1, time.Now().Add(24*time.Hour*365))
-	root, err := trust.LoadRoot(tr.RootJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := root.Verifier(trust.RoleTimestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{trust: tr, verifier: v, fleet: fleet, channel: "stable", device: "device-1"}
+	return &fixture{trust: tr, verifier: linktest.Verifier(t, tr), fleet: fleet, channel: "stable", device: "device-1"}
 }
 
 func release(version string) *gitfleetv1.Release {

@@ -44,8 +44,10 @@ type Config struct {
 	// Dir holds the last accepted sequence of each topic; New creates it.
 	Dir string
 
-	// KeepAlive is the MQTT keep-alive interval (default 30 s): a dead
-	// connection is noticed after about 1.5 times it.
+	// KeepAlive is the MQTT keep-alive interval, in whole seconds (default
+	// 30 s). The link pings a silent broker after it and gives up on the
+	// connection if no answer comes within it again, so a connection that
+	// died without a word is noticed within about twice KeepAlive.
 	KeepAlive time.Duration
 	// Heartbeat is how often the status is published again even if it did
 	// not change (default 5 min).
@@ -234,6 +236,7 @@ func (l *Link) clientOptions() (*mqtt.ClientOptions, error) {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetKeepAlive(cfg.KeepAlive).
+		SetPingTimeout(cfg.KeepAlive).
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetBinaryWill(l.statusTopic, will, 1, true).
 		SetDefaultPublishHandler(l.receive).

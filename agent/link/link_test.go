@@ -108,15 +108,7 @@ func run(t *testing.T, l *Link) (stop func()) {
 // statuses decodes the DeviceStatus messages among msgs.
 func statuses(t *testing.T, msgs []linktest.Message) []*gitfleetv1.DeviceStatus {
 	t.Helper()
-	var out []*gitfleetv1.DeviceStatus
-	for _, m := range msgs {
-		st, err := gitfleetv1.DecodeDeviceStatus(m.Payload)
-		if err != nil {
-			t.Fatalf("status on %s: %v", m.Topic, err)
-		}
-		out = append(out, st)
-	}
-	return out
+	return linktest.Decode(t, msgs, gitfleetv1.DecodeDeviceStatus)
 }
 
 // watchStatus collects the device's status messages with the server's

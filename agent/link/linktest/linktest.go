@@ -1,13 +1,13 @@
 // Package linktest helps test code that talks MQTT the way the agent's link
 // does, as httptest helps test HTTP: it signs channel and desired states as
 // the server would, collects what a broker delivers, and puts a TCP proxy
-// between a client and its broker so a test can cut the connection, refuse
-// new ones, or swap the broker behind the same address.
+// between a client and its broker so a test can cut the connection, lose
+// the broker's answers, refuse new connections, or swap the broker behind
+// the same address.
 package linktest
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"slices"
 	"sync"
@@ -17,7 +17,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gitfleet/gitfleet/firmware/bundletest"
 	"github.com/gitfleet/gitfleet/firmware/keys"
+	"github.com/gitfleet/gitfleet/firmware/trust"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
@@ -143,6 +145,37 @@ func (c *Collector) Messages() []Message {
 	return slices.Clone(c.msgs)
 }
 
+// Decode decodes the payload of each of msgs with decode, such as
+// gitfleetv1.DecodeDeviceEvent, failing the test on the first that does not
+// decode.
+func Decode[M any](t testing.TB, msgs []Message, decode func([]byte) (M, error)) []M {
+	t.Helper()
+	out := make([]M, 0, len(msgs))
+	for _, m := range msgs {
+		v, err := decode(m.Payload)
+		if err != nil {
+			t.Fatalf("linktest: message on %s: %v", m.Topic, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Verifier returns the timestamp role's policy of tr's root: what the agent
+// checks channel and desired states with.
+func Verifier(t testing.TB, tr *bundletest.Trust) *trust.Verifier {
+	t.Helper()
+	root, err := trust.LoadRoot(tr.RootJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := root.Verifier(trust.RoleTimestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // A Client is an MQTT client that publishes as a test says, such as the
 // server publishing signed states.
 type Client struct {
@@ -184,7 +217,8 @@ type Proxy struct {
 	mu      sync.Mutex
 	backend string
 	blocked bool
-	conns   map[net.Conn]bool
+	conns   map[net.Conn]bool // forwarded connections, both ends: true for a backend's
+	stalled map[net.Conn]bool // backend ends whose bytes are dropped
 }
 
 // NewProxy starts a proxy to backend ("127.0.0.1:PORT"); it stops when the
@@ -195,7 +229,7 @@ func NewProxy(t testing.TB, backend string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, ln: ln, backend: backend, conns: map[net.Conn]bool{}}
+	p := &Proxy{t: t, ln: ln, backend: backend, conns: map[net.Conn]bool{}, stalled: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
@@ -227,6 +261,28 @@ func (p *Proxy) setBlocked(b bool) {
 	p.blocked = b
 }
 
+// Conns returns how many connections the proxy is forwarding.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2
+}
+
+// Stall makes the connections the proxy forwards now drop what the backend
+// sends, while still passing on what the client sends: the broker receives
+// the client's messages, but its acknowledgments and ping answers are lost,
+// until the client gives up on the connection. New connections are not
+// stalled.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, backend := range p.conns {
+		if backend {
+			p.stalled[c] = true
+		}
+	}
+}
+
 // Cut closes every forwarded connection abruptly, on both sides, and
 // returns how many connections it cut.
 func (p *Proxy) Cut() int {
@@ -240,6 +296,7 @@ func (p *Proxy) Cut() int {
 	}
 	n := len(p.conns) / 2
 	clear(p.conns)
+	clear(p.stalled)
 	return n
 }
 
@@ -263,7 +320,7 @@ func (p *Proxy) serve() {
 			continue
 		}
 		p.mu.Lock()
-		p.conns[down], p.conns[up] = true, true
+		p.conns[down], p.conns[up] = false, true
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go p.pipe(up, down)
@@ -271,14 +328,31 @@ func (p *Proxy) serve() {
 	}
 }
 
-// pipe copies from src to dst until either ends, then closes both.
+// pipe copies from src to dst until either ends, then closes both. It
+// drops what it reads while src is stalled.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		drop := p.stalled[src]
+		p.mu.Unlock()
+		if n > 0 && !drop {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
+	for _, c := range []net.Conn{dst, src} {
+		delete(p.conns, c)
+		delete(p.stalled, c)
+	}
 	p.mu.Unlock()
 }
