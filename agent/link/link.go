@@ -178,6 +178,8 @@ func (c *Config) setDefaults() {
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 30 * time.Second
 	}
+	// MQTT counts it in whole seconds, and 0 would turn it off.
+	c.KeepAlive = max(c.KeepAlive.Round(time.Second), time.Second)
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 5 * time.Minute
 	}
@@ -442,8 +444,10 @@ func (l *Link) onlineStatus() *gitfleetv1.DeviceStatus {
 
 // SetStatus sets the device's status and publishes it now, if it changed
 // and the link is connected, and at every heartbeat. The link fills in
-// device_id, protocol_version, online and time itself. SetStatus returns an
-// error, and keeps the previous status, if st is not a valid DeviceStatus.
+// device_id, protocol_version, online and time itself. Every change is
+// published, progress included: call it at the pace the server should
+// hear. SetStatus returns an error, and keeps the previous status, if st is
+// not a valid DeviceStatus.
 func (l *Link) SetStatus(st *gitfleetv1.DeviceStatus) error {
 	if st == nil {
 		st = new(gitfleetv1.DeviceStatus)
