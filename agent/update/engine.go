@@ -191,19 +191,19 @@ func (e *Engine) InstallRelease(ctx context.Context, ref, digest string) error {
 // restart of the agent or a reboot of the device, following the Resume
 // table. The step counter gives up on a state the agent keeps dying in.
 func (e *Engine) Resume(ctx context.Context) error {
+	// Re-send the last report, in every state, idle too: the crash may have
+	// come between persisting the transition and recording its report.
+	if e.j.Last() != nil {
+		if err := e.Reporter.Report(ctx, *e.j.Last()); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
 	if e.j.State == Idle {
 		return nil
 	}
 	e.j.Attempts++
 	if err := e.j.save(e.JournalPath); err != nil {
 		return err
-	}
-	// Re-send the last report: the crash may have come between persisting
-	// the transition and recording its report.
-	if e.j.Last() != nil {
-		if err := e.Reporter.Report(ctx, *e.j.Last()); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
 	}
 	max := e.Policy.MaxAttempts
 	if max == 0 {
@@ -361,9 +361,12 @@ func (e *Engine) transition(ctx context.Context, ev Event, f *Failure) error {
 	u := e.j.Update
 	bootID, _ := e.System.BootID()
 	switch to {
-	case Arming, RollingBack:
-		// Record the boot before the bootloader is touched, so a resume can
-		// tell whether the reboot happened.
+	case Rebooting, RollingBack:
+		// Record the boot in which the bootloader was armed (or, for a
+		// rollback, is about to be reverted), so a resume can tell whether
+		// the reboot has happened since. Recording it on entering arming
+		// instead would take a power cut before the arm completed for a
+		// reboot into the old slot.
 		u.BootID = bootID
 	case Succeeded:
 		e.j.Installed = u.Release

@@ -85,7 +85,7 @@ var Transitions = []Transition{
 	{Checking, GaveUp, Failed},
 	{Writing, GaveUp, Failed},
 	{Verifying, GaveUp, Failed},
-	{Arming, GaveUp, Failed},
+	{Arming, GaveUp, RollingBack},
 	{Rebooting, GaveUp, RollingBack},
 	{Testing, GaveUp, RollingBack},
 	{Committing, GaveUp, RollingBack},
@@ -107,12 +107,12 @@ func next(s State, e Event) (State, error) {
 // safe. The engine's resume code follows it; TestResumeTableCoversStates
 // keeps it complete.
 var Resume = map[State]string{
-	Idle:        "nothing: no update is in progress.",
+	Idle:        "send the last report again (the cut may have come before it was recorded); nothing else is in progress.",
 	Checking:    "check again: checking has no side effects, only reads.",
 	Writing:     "continue at the last checkpointed chunk of each image: a checkpoint is persisted only after the slot was fsynced up to it, and the bytes after it are rewritten. A checkpoint resets the step counter: restarts that make progress are not a loop.",
 	Verifying:   "read the slot back again from the start: reading is idempotent.",
 	Arming:      "arm again: writing the same bootloader variables twice is idempotent, and the redundant environment makes each write all-or-nothing.",
-	Rebooting:   "if the boot id is the one recorded at arming, the reboot has not happened: reboot again; otherwise see which slot booted.",
+	Rebooting:   "if the boot id is the one recorded when the bootloader was armed, the reboot has not happened: reboot again; otherwise see which slot booted.",
 	Testing:     "run the health checks again: they have no side effects; the step counter ends a loop of crashes or reboots during them.",
 	Committing:  "commit again: writing the same bootloader variables twice is idempotent.",
 	RollingBack: "if the boot id is the one recorded when the rollback was armed, revert and reboot again; otherwise the old slot is running: done.",

@@ -60,6 +60,20 @@ run' (or 'commit'/'rollback' with manual health checks) finishes the update.`,
 		},
 	},
 	{
+		name: "resume", short: "Finish the update in progress, if any, without the server (e.g. from an init script)",
+		long: `Resume whatever the journal says is in progress, as 'run' does at start, then exit: after a reboot
+it checks which slot booted, runs the health checks, and commits or rolls back. Reports wait in the
+outbox for 'run'.`,
+		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
+			d, err := openWithOutbox(cfg, stderr)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return report(stdout, d.engine, d.engine.Resume(ctx))
+		},
+	},
+	{
 		name: "commit", short: "Confirm the new release that waits in the testing state",
 		run: func(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
 			return confirm(ctx, cfg, stdout, stderr, true, "")

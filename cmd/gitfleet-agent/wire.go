@@ -106,11 +106,18 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 		}
 		checker = hc
 	}
+	var upSlots update.Slots = slots
+	if faultsArmed {
+		reporter = faultReporter{reporter}
+		if faultByte > 0 {
+			upSlots = faultSlots{Slots: slots, written: new(int64)}
+		}
+	}
 	d.engine = &update.Engine{
 		JournalPath: filepath.Join(cfg.DataDir, "journal.json"),
 		Verifier:    verifier,
 		Open:        openSource,
-		Slots:       slots,
+		Slots:       upSlots,
 		Boot:        bl,
 		System:      &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand},
 		Health:      checker,
