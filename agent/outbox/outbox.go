@@ -127,7 +127,7 @@ func Open(cfg Config, log *slog.Logger) (*Outbox, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Outbox{cfg: cfg, topic: name, log: log, pending: map[string]*entry{}, wake: make(chan struct{}, 1)}
+	o := &Outbox{cfg: cfg, topic: name, log: log.With("device", cfg.Device), pending: map[string]*entry{}, wake: make(chan struct{}, 1)}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
