@@ -137,6 +137,11 @@ install_missing_packages() {
 	local program package missing=()
 	while read -r program package _; do
 		[[ -n $program && $program != \#* ]] || continue
+		if [[ $program == /* ]]; then
+			# A file a package provides, not a program (protoc's include files).
+			[[ -e $program ]] || missing+=("$package")
+			continue
+		fi
 		find_tool "$program" >/dev/null || missing+=("$package")
 	done <"$repo/internal/testenv/tools.txt"
 	((${#missing[@]})) || return 0

@@ -1,5 +1,3 @@
-//go:build grubemu
-
 package boot_test
 
 // This test runs the grub.cfg of BOOTCOUNT.md in GRUB itself (grub-emu,

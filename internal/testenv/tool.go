@@ -3,6 +3,7 @@ package testenv
 import (
 	"cmp"
 	_ "embed"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,11 @@ var packages = sync.OnceValue(func() map[string]string {
 
 // lookTool looks for program name where Tool says.
 func lookTool(name string) (string, bool) {
+	if filepath.IsAbs(name) {
+		// A file a package provides, such as protoc's include files.
+		_, err := os.Stat(name)
+		return name, err == nil
+	}
 	if path, err := exec.LookPath(name); err == nil {
 		return path, true
 	}
