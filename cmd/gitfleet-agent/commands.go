@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -148,12 +149,27 @@ func firstNonEmpty(a, b string) string {
 // openWithOutbox wires the engine with the on-disk outbox as its reporter:
 // reports made while the daemon is not running wait there for it.
 func openWithOutbox(cfg Config, logTo io.Writer) (*device, error) {
-	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})).With("device", cfg.Device.ID)
-	ob, err := outbox.Open(outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), Fleet: cfg.Device.Fleet, Device: cfg.Device.ID}, log)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	// Held until the command ends, so no daemon starts meanwhile.
+	daemonLock, err := lockDaemon(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	return open(cfg, ob, log)
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})).With("device", cfg.Device.ID)
+	ob, err := outbox.Open(outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), Fleet: cfg.Device.Fleet, Device: cfg.Device.ID}, log)
+	if err != nil {
+		daemonLock.Close()
+		return nil, err
+	}
+	d, err := open(cfg, ob, log)
+	if err != nil {
+		daemonLock.Close()
+		return nil, err
+	}
+	d.locks = append(d.locks, daemonLock)
+	return d, nil
 }
 
 func confirm(ctx context.Context, cfg Config, stdout, stderr io.Writer, healthy bool, reason string) error {

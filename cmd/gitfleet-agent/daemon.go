@@ -45,6 +45,14 @@ func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return errors.New("config: mqtt.broker: set the broker's URL (tcp://HOST:1883 or ssl://HOST:8883) to run the daemon")
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("device", cfg.Device.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	daemonLock, err := lockDaemon(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer daemonLock.Close()
 	ob, err := outbox.Open(outbox.Config{Dir: filepath.Join(cfg.DataDir, "outbox"), Fleet: cfg.Device.Fleet, Device: cfg.Device.ID}, log)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ type device struct {
 	cfg    Config
 	engine *update.Engine
 	lock   *os.File
+	locks  []*os.File // more locks to release on Close
 }
 
 // bootloader is what the agent needs of a bootloader backend.
@@ -133,18 +134,34 @@ func openSource(_ context.Context, ref string) (update.Source, error) {
 	return source.Open(ref, source.ClientTLS(nil))
 }
 
-func (d *device) Close() error { return d.lock.Close() }
+func (d *device) Close() error {
+	for _, l := range d.locks {
+		l.Close()
+	}
+	return d.lock.Close()
+}
 
 // lockDir takes an exclusive lock on dir/lock, failing at once if another
 // agent holds it.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	return lockFile(filepath.Join(dir, "lock"), "another gitfleet-agent is using "+dir)
+}
+
+// lockDaemon takes dir/daemon.lock for the daemon's lifetime. Commands that
+// report (install, resume, commit, rollback) check it: the daemon's outbox
+// sender would not see reports another process adds to its directory.
+func lockDaemon(dir string) (*os.File, error) {
+	return lockFile(filepath.Join(dir, "daemon.lock"), "gitfleet-agent run is running on "+dir+": stop it first, or let the server drive the update")
+}
+
+func lockFile(path, busy string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another gitfleet-agent is using %s (lock: %v)", dir, err)
+		return nil, fmt.Errorf("%s (lock: %v)", busy, err)
 	}
 	return f, nil
 }

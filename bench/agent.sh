@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The agent's install benchmark: gitfleet-agent installs the peer benchmark's
+# signed 256 MiB image from a local bundle into a file slot, flipping a
+# file-backed U-Boot environment, in the same run and table as dd, the
+# SHA-256 limits and — when they are installed — RAUC, SWUpdate and Mender
+# (../shared/bench/peers/install-bench.sh, given gitfleet as its custom row).
+#
+# Environment: RUNS (default 3), PEER_BENCH (path of install-bench.sh),
+# PEERS (rows; default: every peer that is installed).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+peer_bench=${PEER_BENCH:-$root/../shared/bench/peers/install-bench.sh}
+[[ -f $peer_bench ]] || { echo "bench: no peer benchmark at $peer_bench (set PEER_BENCH)" >&2; exit 1; }
+[[ $EUID == 0 ]] || { echo "bench: the peer benchmark needs root (loop devices, mount namespaces)" >&2; exit 1; }
+
+go build -trimpath -ldflags='-s -w' -o bin/ ./cmd/gitfleet ./cmd/gitfleet-agent
+
+rows="dd-file dd-loop sha256sum openssl-sha256"
+command -v rauc >/dev/null && rows+=" rauc"
+command -v swupdate >/dev/null && rows+=" swupdate"
+command -v mender >/dev/null && command -v mender-artifact >/dev/null && rows+=" mender"
+export PEERS=${PEERS:-"$rows gitfleet"}
+export CUSTOM_NAME=gitfleet
+export CUSTOM_VERSION="gitfleet-agent $(git -C "$root" describe --always --dirty 2>/dev/null || echo devel)"
+export CUSTOM_NOTE="bundle file; chunk-verified stream + read-back; flip via U-Boot env"
+# Runs in the peer benchmark's work dir: a root, a bundle of its image signed
+# by a fresh targets key, and an agent config over its slots and environment.
+export CUSTOM_PREP="
+set -e
+cd \$W/custom
+for r in root targets snapshot timestamp; do '$root/bin/gitfleet' keys generate --role \$r >/dev/null; done
+'$root/bin/gitfleet' trust init --root-pub root.pub --targets-pub targets.pub --snapshot-pub snapshot.pub --timestamp-pub timestamp.pub --sign-key root.key
+'$root/bin/gitfleet' bundle create -f b.gfb --product bench --version 1.0.0 --counter 1 --device-type ota-bench-device --image rootfs=\$IMG --key targets.key
+echo bench-boot > boot_id
+cat > agent.yaml <<YAML
+device: {id: bench-1, type: ota-bench-device, fleet: bench, channel: bench}
+data_dir: \$W/custom/data
+trust: {root: \$W/custom/root.json}
+slots:
+  booted: A
+  groups:
+    A: {rootfs: \$SLOT_A}
+    B: {rootfs: \$SLOT_B}
+bootloader: {type: uboot, fw_env_config: \$FWCFG}
+system: {boot_id_file: \$W/custom/boot_id, reboot_command: [\"true\"]}
+YAML
+"
+# Each run starts from a fresh journal: the previous run left its update
+# waiting for the reboot.
+export CUSTOM_CMD="rm -rf \$W/custom/data && '$root/bin/gitfleet-agent' install --config \$W/custom/agent.yaml \$W/custom/b.gfb"
+export CUSTOM_FLIP='[ "$(fw_printenv -c $FWCFG -n upgrade_available)" = 1 ] && [ "$(fw_printenv -c $FWCFG -n gitfleet_slot)" = B ]'
+
+bash "$peer_bench"
+size=$(stat -c %s bin/gitfleet-agent)
+printf '\ngitfleet-agent binary: %.1f MiB stripped (-trimpath -ldflags "-s -w"), goal <= 8 MiB\n' "$(awk -v s="$size" 'BEGIN { print s / 1048576 }')"
