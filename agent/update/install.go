@@ -1,6 +1,8 @@
 package update
 
 import (
+	"github.com/gitfleet/gitfleet/internal/ctxio"
+
 	"context"
 	"errors"
 	"fmt"
@@ -217,7 +219,7 @@ func (e *Engine) verifySlots(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read back image %s: %w", im.Name, err)
 		}
-		ir, err := bundle.NewPipelinedImageReader(io.LimitReader(&ctxReader{ctx, slot}, im.Size), im, 0, 0)
+		ir, err := bundle.NewPipelinedImageReader(io.LimitReader(ctxio.Reader(ctx, slot), im.Size), im, 0, 0)
 		if err == nil {
 			_, err = ir.WriteTo(io.Discard)
 			ir.Close()
@@ -228,18 +230,6 @@ func (e *Engine) verifySlots(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // failureOf turns an error into the wire code and one-line message that

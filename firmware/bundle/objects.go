@@ -1,6 +1,8 @@
 package bundle
 
 import (
+	"github.com/gitfleet/gitfleet/internal/ctxio"
+
 	"context"
 	"fmt"
 	"io"
@@ -79,7 +81,7 @@ func (d Dir) PutObject(ctx context.Context, key string, r io.Reader, size int64)
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, &ctxReader{ctx: ctx, r: io.LimitReader(r, size+1)})
+	n, err := io.Copy(tmp, ctxio.Reader(ctx, io.LimitReader(r, size+1)))
 	if err == nil && n != size {
 		err = fmt.Errorf("object %s: got %d bytes, want %d", key, n, size)
 	}

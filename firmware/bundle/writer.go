@@ -1,6 +1,8 @@
 package bundle
 
 import (
+	"github.com/gitfleet/gitfleet/internal/ctxio"
+
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -189,7 +191,7 @@ func copyImage(ctx context.Context, w io.Writer, f ImageFile, size int64) error 
 		return fmt.Errorf("image %s: %w", f.Name, err)
 	}
 	defer file.Close()
-	n, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(file, size+1)})
+	n, err := io.Copy(w, ctxio.Reader(ctx, io.LimitReader(file, size+1)))
 	if err != nil {
 		return fmt.Errorf("write image %s: %w", f.Name, err)
 	}
@@ -197,18 +199,6 @@ func copyImage(ctx context.Context, w io.Writer, f ImageFile, size int64) error 
 		return fmt.Errorf("write image %s: %s has %d bytes, the manifest says %d: did it change?", f.Name, f.Path, n, size)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // progressWriter passes writes to w (if set) and reports the running count.

@@ -1,9 +1,7 @@
 package objects
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 )
@@ -62,19 +60,4 @@ func contentType(key string) string {
 		return "application/json"
 	}
 	return "application/octet-stream"
-}
-
-// A ctxReader stops reading once its context is done, so that cancelling an
-// upload stops it at the next read even while a store is still filling a
-// buffer and has not yet sent a request that the context would cancel.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -1,6 +1,8 @@
 package objects
 
 import (
+	"github.com/gitfleet/gitfleet/internal/ctxio"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -294,9 +296,9 @@ func (s *S3) PutObject(ctx context.Context, key string, r io.Reader, size int64)
 	}
 	opts := minio.PutObjectOptions{ContentType: contentType(key), PartSize: uint64(partSize(s.partSize, size))}
 	// minio-go uploads a reader that is not an io.ReaderAt one part after
-	// another, through one buffer: ctxReader hides ReadAt, which would
+	// another, through one buffer: ctxio.Reader hides ReadAt, which would
 	// make it read parts in parallel, with a buffer each.
-	if _, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, &ctxReader{ctx: ctx, r: r}, size, opts); err != nil {
+	if _, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, ctxio.Reader(ctx, r), size, opts); err != nil {
 		return fmt.Errorf("put s3 object %s: %w", key, err)
 	}
 	return nil
