@@ -1,6 +1,7 @@
 // Package store is the fleet database of gitfleet-server: releases and the
-// claims that decide which server replica builds a tag, and devices and their
-// last reported status.
+// claims that decide which server replica builds a tag, devices and their last
+// reported status, device event streams, channel rollout state and the
+// per-device penalty box.
 //
 // One schema serves two engines. On embedded defaults it is a SQLite file
 // (modernc.org/sqlite, pure Go); past one machine it is PostgreSQL, shared by
@@ -15,7 +16,8 @@
 // schema_migrations; on PostgreSQL it holds an advisory lock meanwhile, so
 // replicas that start together migrate once.
 //
-// Operations that replicas race on are single atomic statements: ClaimBuild
-// gives the same answers whether callers share a Store, use one each on the
-// same database, or run in different processes.
+// Operations that replicas race on are single atomic statements or
+// transactions that lock what they read: ClaimBuild, AppendEvent, AdvanceWave
+// and RecordFailure give the same answers whether callers share a Store, use
+// one each on the same database, or run in different processes.
 package store

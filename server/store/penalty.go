@@ -1,0 +1,48 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// RecordFailure counts one more failure of device to install release (a
+// version), and returns how many it has now. Concurrent calls each count.
+func (s *Store) RecordFailure(ctx context.Context, device, release string) (int, error) {
+	var n int
+	err := s.writer().queryRow(ctx, `INSERT INTO penalties (device_id, release_version, failures, last_failure_at)
+VALUES (?, ?, 1, ?)
+ON CONFLICT (device_id, release_version) DO UPDATE SET failures = penalties.failures + 1,
+	last_failure_at = excluded.last_failure_at
+RETURNING failures`, device, release, micros(s.now())).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("record failure of %s to install %s: %w", device, release, err)
+	}
+	return n, nil
+}
+
+// Failures returns how often device failed to install release since its
+// penalty was last cleared: 0 if it never did.
+func (s *Store) Failures(ctx context.Context, device, release string) (int, error) {
+	var n int
+	err := s.reader().queryRow(ctx, "SELECT failures FROM penalties WHERE device_id = ? AND release_version = ?",
+		device, release).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read failures of %s to install %s: %w", device, release, err)
+	}
+	return n, nil
+}
+
+// ClearPenalty forgets the failures of device to install release, so that it
+// is offered the release again. Clearing a device with none is not an error.
+func (s *Store) ClearPenalty(ctx context.Context, device, release string) error {
+	_, err := s.writer().exec(ctx, "DELETE FROM penalties WHERE device_id = ? AND release_version = ?", device, release)
+	if err != nil {
+		return fmt.Errorf("clear penalty of %s for %s: %w", device, release, err)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"testing"
+)
+
+func TestPenaltyBox(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		stores := replicas(t, dsn, 2)
+		s := stores[0]
+		failures := func(device, release string) int {
+			t.Helper()
+			n, err := s.Failures(ctx, device, release)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if got := failures("d1", "1.5.0"); got != 0 {
+			t.Errorf("Failures of a device that never failed = %d, want 0", got)
+		}
+		for want := 1; want <= 3; want++ {
+			got, err := s.RecordFailure(ctx, "d1", "1.5.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("RecordFailure = %d, want %d", got, want)
+			}
+		}
+		if _, err := s.RecordFailure(ctx, "d1", "1.6.0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordFailure(ctx, "d2", "1.5.0"); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			device, release string
+			want            int
+		}{{"d1", "1.5.0", 3}, {"d1", "1.6.0", 1}, {"d2", "1.5.0", 1}, {"d2", "1.6.0", 0}} {
+			if got := failures(c.device, c.release); got != c.want {
+				t.Errorf("Failures(%s, %s) = %d, want %d", c.device, c.release, got, c.want)
+			}
+		}
+
+		if err := s.ClearPenalty(ctx, "d1", "1.5.0"); err != nil {
+			t.Fatal(err)
+		}
+		if got := failures("d1", "1.5.0"); got != 0 {
+			t.Errorf("Failures after ClearPenalty = %d, want 0", got)
+		}
+		if got := failures("d1", "1.6.0"); got != 1 {
+			t.Errorf("ClearPenalty of 1.5.0 cleared 1.6.0: Failures = %d, want 1", got)
+		}
+		if err := s.ClearPenalty(ctx, "d1", "1.5.0"); err != nil {
+			t.Errorf("ClearPenalty of a clear device: %v", err)
+		}
+
+		// Failures reported to replicas at once all count.
+		const n = 20
+		race(n, func(i int) {
+			if _, err := stores[i%len(stores)].RecordFailure(ctx, "d3", "1.5.0"); err != nil {
+				t.Error(err)
+			}
+		})
+		if got := failures("d3", "1.5.0"); got != n {
+			t.Errorf("Failures after %d concurrent RecordFailure = %d, want %d", n, got, n)
+		}
+	})
+}
