@@ -184,3 +184,28 @@ func TestHelp(t *testing.T) {
 		t.Errorf("unknown command: err %v, output %q: want a non-zero exit and one line", err, out)
 	}
 }
+
+// TestExampleConfigLoads keeps dist/agent.example.yaml a valid config.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := LoadConfig("dist/agent.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Device.Type != "acme-gw-v2" || cfg.Bootloader.Type != "uboot" || len(cfg.Health.Commands) != 2 {
+		t.Errorf("example config read as %+v", cfg)
+	}
+}
+
+// TestAgentNeverImportsServer keeps the agent binary free of server code
+// (STYLE.md): it runs on small devices and must stay small.
+func TestAgentNeverImportsServer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/gitfleet/gitfleet/cmd/gitfleet-agent", "github.com/gitfleet/gitfleet/agent/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/gitfleet/gitfleet/server") || pkg == "github.com/spf13/cobra" {
+			t.Errorf("the agent imports %s", pkg)
+		}
+	}
+}
