@@ -20,4 +20,7 @@
 // transactions that lock what they read: ClaimBuild, AppendEvent, AdvanceWave
 // and RecordFailure give the same answers whether callers share a Store, use
 // one each on the same database, or run in different processes.
+//
+// SCHEMA.md beside this package describes the tables, what holds when
+// replicas race, and what the indexes are for.
 package store
