@@ -1,0 +1,228 @@
+// Package builder turns a signed release tag into a signed firmware bundle
+// in object storage and a release in the fleet database: verify the tag's
+// signature, check out its commit, run the recipe of its gitfleet.yaml,
+// make the bundle with the tag's Git provenance, sign it with the targets
+// key, store it in the object layout, record the release.
+//
+// Each tag is built once, even with several server replicas on one
+// database: a replica builds only the tags it claimed in the store. A
+// replica killed mid-build leaves no visible release (objects become
+// visible envelope last; the release is recorded after them), and its claim
+// runs out so another replica builds the tag again.
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gitfleet/gitfleet/firmware/bundle"
+	"github.com/gitfleet/gitfleet/server/gitsource"
+	"github.com/gitfleet/gitfleet/server/recipe"
+	"github.com/gitfleet/gitfleet/server/store"
+)
+
+// Repo is the firmware repository, as the builder needs it.
+type Repo interface {
+	Verify(t gitsource.Tag) (gitsource.Signer, error)
+	Checkout(ctx context.Context, t gitsource.Tag, dir string) error
+}
+
+// Store is the fleet database, as the builder needs it.
+type Store interface {
+	ClaimBuild(ctx context.Context, tag, owner string, lease time.Duration) (bool, error)
+	FinishBuild(ctx context.Context, owner string, r store.Release) error
+	Releases(ctx context.Context) ([]store.Release, error)
+}
+
+// Objects is object storage, as the builder needs it.
+type Objects interface {
+	bundle.ObjectWriter
+}
+
+// A Builder builds release tags.
+type Builder struct {
+	Repo    Repo
+	Store   Store
+	Objects Objects
+	// Signer signs bundle manifests: the targets role's key(s).
+	Signer bundle.Signer
+	// Verifier checks what Signer signed, before anything is stored.
+	Verifier bundle.Verifier
+	// RepoURL is recorded as the bundles' provenance.
+	RepoURL string
+	// Owner names this replica in build claims; Lease is how long a claim
+	// lasts without renewal (default 30 min: longer than any build).
+	Owner string
+	Lease time.Duration
+	// WorkDir holds checkouts and bundles while they are built; default the
+	// system's temp dir.
+	WorkDir string
+	Log     *slog.Logger
+}
+
+// ErrNotClaimed is returned by Build when another replica builds the tag,
+// or its build already finished.
+var ErrNotClaimed = errors.New("tag not claimed")
+
+// Build builds t if this replica can claim it. A build that fails is
+// recorded as failed with its reason and log, and not retried: a tag is
+// immutable, so a new tag is the fix.
+func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, error) {
+	lease := b.Lease
+	if lease == 0 {
+		lease = 30 * time.Minute
+	}
+	ok, err := b.Store.ClaimBuild(ctx, t.Name, b.Owner, lease)
+	if err != nil {
+		return store.Release{}, fmt.Errorf("claim build of %s: %w", t.Name, err)
+	}
+	if !ok {
+		return store.Release{}, fmt.Errorf("%s: %w", t.Name, ErrNotClaimed)
+	}
+	log := b.logger().With("release", t.Version)
+	log.Info("build started", "tag", t.Name, "commit", t.Commit)
+	var buildLog bytes.Buffer
+	rel, berr := b.build(ctx, t, &buildLog)
+	rel.Tag = t.Name
+	if logKey, err := b.putLog(ctx, t, buildLog.Bytes()); err == nil {
+		rel.BuildLog = logKey
+	} else {
+		log.Warn("store build log", "err", err)
+	}
+	if berr != nil {
+		if ctx.Err() != nil {
+			// Shutdown: leave the claim to run out, so a replica builds it.
+			return store.Release{}, ctx.Err()
+		}
+		rel.BuildState, rel.BuildError = store.Failed, oneLine(berr.Error())
+		log.Error("build failed", "tag", t.Name, "err", berr)
+	} else {
+		rel.BuildState = store.Succeeded
+		log.Info("build succeeded", "tag", t.Name, "bundle", rel.BundleDigest)
+	}
+	if err := b.Store.FinishBuild(ctx, b.Owner, rel); err != nil {
+		return store.Release{}, fmt.Errorf("record build of %s: %w", t.Name, err)
+	}
+	if berr != nil {
+		return rel, fmt.Errorf("build %s: %w", t.Name, berr)
+	}
+	return rel, nil
+}
+
+func (b *Builder) build(ctx context.Context, t gitsource.Tag, log io.Writer) (store.Release, error) {
+	rel := store.Release{Tag: t.Name, Version: t.Version, TagObject: t.Object, Commit: t.Commit}
+	if t.Commit == "" {
+		return rel, errors.New("the tag does not name a commit")
+	}
+	signer, err := b.Repo.Verify(t)
+	if err != nil {
+		return rel, fmt.Errorf("tag signature: %w", err)
+	}
+	rel.Signer = signer.String()
+	work, err := os.MkdirTemp(b.WorkDir, "gitfleet-build-*")
+	if err != nil {
+		return rel, err
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "src")
+	if err := b.Repo.Checkout(ctx, t, dir); err != nil {
+		return rel, fmt.Errorf("check out %s: %w", t.Commit, err)
+	}
+	r, err := recipe.Load(dir)
+	if err != nil {
+		return rel, err
+	}
+	rel.Product, rel.DeviceTypes = r.Product, r.DeviceTypes
+	fmt.Fprintf(log, "gitfleet: building %s (%s) at %s\n", t.Name, r.Product, t.Commit)
+	images, err := recipe.Build(ctx, r, recipe.Checkout{Dir: dir, Time: t.CommitTime, Tag: t.Name, Commit: t.Commit}, log)
+	if err != nil {
+		return rel, err
+	}
+	counter, err := b.nextCounter(ctx)
+	if err != nil {
+		return rel, err
+	}
+	rel.Counter = int64(counter)
+	var files []bundle.ImageFile
+	for _, im := range images {
+		files = append(files, bundle.ImageFile{Name: im.Name, Slot: im.Slot, Path: im.Path})
+	}
+	path := filepath.Join(work, "bundle.gfb")
+	f, err := os.Create(path)
+	if err != nil {
+		return rel, err
+	}
+	defer f.Close()
+	m, err := bundle.Create(ctx, f, bundle.Release{
+		Product: r.Product, Version: t.Version, Counter: counter, DeviceTypes: r.DeviceTypes,
+		Provenance: &bundle.Provenance{Repository: b.RepoURL, Tag: t.Name, TagObject: t.Object, Commit: t.Commit, Signer: rel.Signer},
+	}, files, b.Signer, nil)
+	if err != nil {
+		return rel, fmt.Errorf("create bundle: %w", err)
+	}
+	// Read the bundle back through the verifying reader on its way to
+	// object storage: what is stored is what was signed.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return rel, err
+	}
+	rd, err := bundle.NewReader(ctx, f, b.Verifier, bundle.Policy{})
+	if err != nil {
+		return rel, fmt.Errorf("verify the new bundle: %w", err)
+	}
+	defer rd.Close()
+	o, err := bundle.Explode(ctx, rd, b.Objects)
+	if err != nil {
+		return rel, fmt.Errorf("store bundle: %w", err)
+	}
+	d, _ := m.Digest()
+	rel.BundleDigest = "sha256:" + d.String()
+	rel.BundleSize = int64(len(rd.Envelope())) + m.PayloadSize()
+	rel.ObjectKeys = map[string]string{"envelope": o.Envelope}
+	for name, key := range o.Images {
+		rel.ObjectKeys["image/"+name] = key
+	}
+	return rel, nil
+}
+
+// nextCounter returns one more than the highest release counter so far:
+// release counters grow in the order releases are built.
+func (b *Builder) nextCounter(ctx context.Context) (uint64, error) {
+	rels, err := b.Store.Releases(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("release counter: %w", err)
+	}
+	var top int64
+	for _, r := range rels {
+		top = max(top, r.Counter)
+	}
+	return uint64(top) + 1, nil
+}
+
+func (b *Builder) putLog(ctx context.Context, t gitsource.Tag, log []byte) (string, error) {
+	key := "logs/" + t.Name + "-" + shortObject(t.Object) + ".log"
+	return key, b.Objects.PutObject(ctx, key, bytes.NewReader(log), int64(len(log)))
+}
+
+func (b *Builder) logger() *slog.Logger {
+	if b.Log != nil {
+		return b.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func shortObject(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
