@@ -39,7 +39,7 @@ type Condition struct {
 func (r *Result) channelConditions() []Condition {
 	ro, rel, t := &r.Rollout, &r.ch.Release, &r.Total
 	ready := Condition{Type: ConditionReady, Reason: "RollingOut",
-		Message: fmt.Sprintf("%d of %d devices run %s confirmed", t.Confirmed, t.Targeted, rel.Version)}
+		Message: fmt.Sprintf("%d of %s run %s confirmed", t.Confirmed, devices(t.Targeted), rel.Version)}
 	progressing := Condition{Type: ConditionProgressing, Reason: stateReason(ro.State), Message: ro.Reason}
 	degraded := Condition{Type: ConditionDegraded, Reason: "NoFailures",
 		Message: fmt.Sprintf("no device failed %s", rel.Version)}
@@ -48,7 +48,7 @@ func (r *Result) channelConditions() []Condition {
 	switch ro.State {
 	case Complete:
 		ready.Status, ready.Reason = true, "Complete"
-		ready.Message = fmt.Sprintf("all %d devices run %s (commit %s) confirmed", t.Targeted, rel.Version, rel.Commit)
+		ready.Message = fmt.Sprintf("every device runs %s (commit %s) confirmed (%s)", rel.Version, rel.Commit, devices(t.Targeted))
 		if t.Targeted == 0 {
 			ready.Message = "no device follows the channel"
 		}
@@ -64,7 +64,7 @@ func (r *Result) channelConditions() []Condition {
 	}
 	if t.Failed > 0 {
 		degraded.Status, degraded.Reason = true, "DevicesFailed"
-		degraded.Message = fmt.Sprintf("%d devices failed %s, %d of them in the penalty box", t.Failed, rel.Version, t.Penalized)
+		degraded.Message = fmt.Sprintf("%s failed %s, %d of them in the penalty box", devices(t.Failed), rel.Version, t.Penalized)
 	}
 	return []Condition{ready, progressing, degraded, halted}
 }
@@ -95,8 +95,8 @@ func (r *Result) progress() (reason, message string) {
 	switch {
 	case r.Rollout.Wave == len(r.Waves)-1:
 		t := r.Total
-		return "Converging", fmt.Sprintf("%s, the last: %d of %d devices run %s confirmed; waiting for the rest (%d in progress, %d not started, %d failed, %d offline)",
-			g.name(), t.Confirmed, t.Targeted, r.ch.Release.Version, t.InProgress, t.NotStarted, t.Failed, t.Offline)
+		return "Converging", fmt.Sprintf("%s, the last: %d of %s run %s confirmed; waiting for the rest (%d in progress, %d not started, %d failed, %d offline)",
+			g.name(), t.Confirmed, devices(t.Targeted), r.ch.Release.Version, t.InProgress, t.NotStarted, t.Failed, t.Offline)
 	case !g.confirmedEnough():
 		return "WaitingForConfirmations", fmt.Sprintf("%s: %d of %d confirmed boots needed (%s)", g.name(), g.confirmed, g.need, rest)
 	case !g.soakedEnough():

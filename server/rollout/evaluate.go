@@ -164,7 +164,8 @@ func Evaluate(ch Channel, cur Rollout, devices []Device, now time.Time) (*Result
 
 	e := &step{ch: ch, now: now, next: cur}
 	e.next.Excused = slices.Clone(cur.Excused)
-	if cur.Digest != ch.Release.Digest {
+	started := cur.Digest != ch.Release.Digest
+	if started {
 		e.start(cur)
 	}
 	if last := len(thresholds) - 1; e.next.Wave > last {
@@ -194,7 +195,11 @@ func Evaluate(ch Channel, cur Rollout, devices []Device, now time.Time) (*Result
 		}
 		e.next.AcceptFailures = false
 	}
-	e.decide()
+	if !started {
+		// Starting is this step's transition: wave 0 is advertised at
+		// least once, and judged from the next step on.
+		e.decide()
+	}
 
 	e.res.Rollout = e.next
 	e.res.Changed = !e.next.equal(cur)
@@ -281,7 +286,7 @@ func (e *step) decide() {
 	case Active:
 		if e.next.Wave == len(e.res.Waves)-1 {
 			if e.converged() {
-				e.take(Finish, fmt.Sprintf("complete: all %d devices run %s confirmed", e.res.Total.Targeted, e.ch.Release.Version))
+				e.take(Finish, fmt.Sprintf("complete: every device runs %s confirmed (%s)", e.ch.Release.Version, devices(e.res.Total.Targeted)))
 				e.next.LastApplied = e.ch.Release.Commit
 			}
 			return
@@ -292,7 +297,7 @@ func (e *step) decide() {
 	case Complete:
 		if !e.converged() {
 			t := e.res.Total
-			e.take(Reopen, fmt.Sprintf("reopened: %d of %d devices do not run %s confirmed", t.Targeted-t.Confirmed, t.Targeted, e.ch.Release.Version))
+			e.take(Reopen, fmt.Sprintf("reopened: %d of %s do not run %s confirmed", t.Targeted-t.Confirmed, devices(t.Targeted), e.ch.Release.Version))
 		}
 	}
 }

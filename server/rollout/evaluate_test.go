@@ -353,7 +353,7 @@ func TestEvaluate(t *testing.T) {
 			}(),
 			devices:    in(0, confirmed, confirmed, failed(1), failed(1)),
 			wantState:  Halted,
-			wantReason: "halted: 1 of 4 devices in wave 0 (10%) failed (25.0% > max 20.0%); 1 earlier failures were excused",
+			wantReason: "halted: 1 of 4 devices in wave 0 (10%) failed (25.0% > max 20.0%); 1 earlier failed and were excused",
 		},
 		{
 			name:       "the last wave completes when every device runs the release confirmed",
@@ -361,7 +361,7 @@ func TestEvaluate(t *testing.T) {
 			devices:    fleet(in(0, confirmed), in(1, confirmed), in(2, confirmed, offline(confirmed))),
 			wantState:  Complete,
 			wantWave:   2,
-			wantReason: "complete: all 4 devices run 1.4.0 confirmed",
+			wantReason: "complete: every device runs 1.4.0 confirmed (4 devices)",
 			check: func(t *testing.T, res *Result) {
 				if got, want := res.LastAppliedRevision, v140.Commit; got != want {
 					t.Errorf("last applied %q, want %q", got, want)
@@ -400,7 +400,7 @@ func TestEvaluate(t *testing.T) {
 			cur:        at(2, Active, soaked),
 			devices:    fleet(in(0, confirmed), in(2, confirmed, with(newer, pin))),
 			wantState:  Complete,
-			wantReason: "complete: all 2 devices run 1.4.0 confirmed",
+			wantReason: "complete: every device runs 1.4.0 confirmed (2 devices)",
 			wantWave:   2,
 			check: func(t *testing.T, res *Result) {
 				if got, want := res.Total.Overridden, 1; got != want {
@@ -441,7 +441,7 @@ func TestEvaluate(t *testing.T) {
 			cur:        at(2, Active, fresh),
 			wantState:  Complete,
 			wantWave:   2,
-			wantReason: "complete: all 0 devices run 1.4.0 confirmed",
+			wantReason: "complete: every device runs 1.4.0 confirmed (0 devices)",
 			check: func(t *testing.T, res *Result) {
 				if got, want := condition(res.Conditions, ConditionReady).Message, "no device follows the channel"; got != want {
 					t.Errorf("Ready message %q, want %q", got, want)
@@ -462,7 +462,7 @@ func TestEvaluate(t *testing.T) {
 			devices:    fleet(in(0, confirmed), in(2, confirmed)),
 			wantState:  Complete,
 			wantWave:   1,
-			wantReason: "complete: all 2 devices run 1.4.0 confirmed",
+			wantReason: "complete: every device runs 1.4.0 confirmed (2 devices)",
 		},
 		{
 			name:      "penalty box: a device that failed K times is boxed",

@@ -99,19 +99,27 @@ func (g gate) failedText() string {
 	return s
 }
 
+// devices counts devices for messages: "1 device", "2 devices".
+func devices(n int) string {
+	if n == 1 {
+		return "1 device"
+	}
+	return fmt.Sprintf("%d devices", n)
+}
+
 // haltReason says why the wave halts the rollout, such as
 // "halted: 3 of 20 devices in wave 2 (50%) failed (15.0% > max 10.0%)".
 func (g gate) haltReason() string {
 	var s string
 	if g.finished >= g.sample {
-		s = fmt.Sprintf("halted: %d of %d devices in %s failed (%.1f%% > max %.1f%%)",
-			g.counted(), g.over(), g.name(), 100*g.rate(), 100*g.max)
+		s = fmt.Sprintf("halted: %d of %s in %s failed (%.1f%% > max %.1f%%)",
+			g.counted(), devices(g.over()), g.name(), 100*g.rate(), 100*g.max)
 	} else {
-		s = fmt.Sprintf("halted: %d devices in %s failed with %d finished (%.1f%% of the minimum sample of %d > max %.1f%%)",
-			g.counted(), g.name(), g.finished, 100*g.rate(), g.sample, 100*g.max)
+		s = fmt.Sprintf("halted: %s in %s failed with %d finished (%.1f%% of the minimum sample of %d > max %.1f%%)",
+			devices(g.counted()), g.name(), g.finished, 100*g.rate(), g.sample, 100*g.max)
 	}
 	if g.excused > 0 {
-		s += fmt.Sprintf("; %d earlier failures were excused", g.excused)
+		s += fmt.Sprintf("; %d earlier failed and were excused", g.excused)
 	}
 	return s
 }

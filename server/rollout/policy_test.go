@@ -50,7 +50,6 @@ func TestPolicyValidate(t *testing.T) {
 
 func TestPolicyThresholds(t *testing.T) {
 	p := testPolicy
-			p.Waves = []float64{1, 10, 50, 100}
 	p.Waves = []float64{0.01, 1, 12.5, 33.33, 100}
 	got, err := p.thresholds()
 	if err != nil {
