@@ -35,9 +35,12 @@ type Channel struct {
 	// WaveStarted is when Wave began; Updated when anything last changed.
 	WaveStarted time.Time
 	Updated     time.Time
+	// Engine is the rollout engine's own state of the channel, opaque to
+	// the store (JSON of server/rollout.Rollout).
+	Engine string
 }
 
-const channelColumns = `name, release_version, wave, state, reason, wave_started_at, updated_at`
+const channelColumns = `name, release_version, wave, state, reason, wave_started_at, updated_at, engine`
 
 // PutChannel records c, replacing the channel's state if it exists: for
 // promotion, when the channel's release changes. A zero WaveStarted means
@@ -51,11 +54,11 @@ func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 	if started.IsZero() {
 		started = now
 	}
-	_, err := s.writer().exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	_, err := s.writer().exec(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET release_version = excluded.release_version, wave = excluded.wave,
 	state = excluded.state, reason = excluded.reason, wave_started_at = excluded.wave_started_at,
-	updated_at = excluded.updated_at`,
-		c.Name, c.Release, c.Wave, string(c.State), c.Reason, micros(started), micros(now))
+	updated_at = excluded.updated_at, engine = excluded.engine`,
+		c.Name, c.Release, c.Wave, string(c.State), c.Reason, micros(started), micros(now), c.Engine)
 	if err != nil {
 		return fmt.Errorf("put channel %s: %w", c.Name, err)
 	}
@@ -117,7 +120,7 @@ func scanChannel(sc scanner) (Channel, error) {
 	var c Channel
 	var state string
 	var started, updated int64
-	if err := sc.Scan(&c.Name, &c.Release, &c.Wave, &state, &c.Reason, &started, &updated); err != nil {
+	if err := sc.Scan(&c.Name, &c.Release, &c.Wave, &state, &c.Reason, &started, &updated, &c.Engine); err != nil {
 		return Channel{}, err
 	}
 	c.State = RolloutState(state)

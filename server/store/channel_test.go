@@ -138,3 +138,25 @@ func TestAdvanceWave(t *testing.T) {
 		}
 	})
 }
+
+// TestChannelEngineState keeps the rollout engine's opaque state through a
+// put and a pause.
+func TestChannelEngineState(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		engine := `{"digest":"sha256:ab","wave":2,"state":"complete"}`
+		if err := s.PutChannel(ctx, Channel{Name: "production", Release: "1.4.0", Wave: 2, State: Active, Engine: engine}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetRolloutState(ctx, "production", Paused, "by operator"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Channel(ctx, "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Engine != engine || c.State != Paused {
+			t.Errorf("channel = %+v, want engine %s and state PAUSED", c, engine)
+		}
+	})
+}
