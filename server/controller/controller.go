@@ -1,0 +1,299 @@
+// Package controller runs a fleet's rollouts. At every step it reads what
+// Git wants (fleet.yaml: each channel's release and policy), what the fleet
+// does (device statuses in the store), and the rollout state it persisted,
+// asks the rollout engine (server/rollout) for the next state, persists it,
+// and advertises each channel's signed state — so a wave advances only on
+// confirmed healthy boots and a rollout halts on failures by itself.
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
+	"github.com/gitfleet/gitfleet/server/recipe"
+	"github.com/gitfleet/gitfleet/server/rollout"
+	"github.com/gitfleet/gitfleet/server/store"
+)
+
+// Store is the fleet database, as the controller needs it.
+type Store interface {
+	Channel(ctx context.Context, name string) (store.Channel, error)
+	PutChannel(ctx context.Context, c store.Channel) error
+	Devices(ctx context.Context, q store.DeviceQuery) (store.DevicePage, error)
+	Release(ctx context.Context, version string) (store.Release, error)
+	Failures(ctx context.Context, device, release string) (int, error)
+}
+
+// Advertiser publishes signed, expiring, retained states to devices.
+type Advertiser interface {
+	AdvertiseChannel(ctx context.Context, cs *gitfleetv1.ChannelState) error
+	AdvertiseDesired(ctx context.Context, ds *gitfleetv1.DesiredState) error
+}
+
+// Locator says where devices fetch a release: the bundle's URLs, for
+// object storage presigned ones.
+type Locator interface {
+	Locate(ctx context.Context, rel store.Release) (*gitfleetv1.Release, error)
+}
+
+// A Controller steps the rollouts of one fleet.
+type Controller struct {
+	// Fleet returns the current fleet.yaml of the main branch.
+	Fleet     func() (*recipe.Fleet, error)
+	Store     Store
+	Advertise Advertiser
+	Locate    Locator
+	Log       *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu         sync.Mutex
+	advertised map[string]*gitfleetv1.ChannelState // channel → last advertised content
+	overrides  map[string]gitfleetv1.Action        // device → penalty-box override published
+	results    map[string]*rollout.Result          // channel → last step
+}
+
+// Status is the last step's view of one channel, for the API.
+type Status struct {
+	Channel string
+	Release string
+	Result  *rollout.Result
+	// Waiting says why the channel has no rollout, e.g. its release is not
+	// built yet.
+	Waiting string
+}
+
+// Step evaluates every channel once.
+func (c *Controller) Step(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fl, err := c.Fleet()
+	if err != nil {
+		return fmt.Errorf("fleet.yaml: %w", err)
+	}
+	// Git decides which devices follow which channel (fleet.yaml's
+	// selectors), not the channel a device's own config names.
+	all, err := c.fleetDevices(ctx, fl.Name)
+	if err != nil {
+		return err
+	}
+	members := map[string][]store.Device{}
+	for _, d := range all {
+		if ch := fl.ChannelFor(recipe.Device{ID: d.ID, Type: d.DeviceType}); ch != nil {
+			members[ch.Name] = append(members[ch.Name], d)
+		}
+	}
+	var errs []error
+	for i := range fl.Channels {
+		ch := &fl.Channels[i]
+		if err := c.step(ctx, fl.Name, ch, members[ch.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("channel %s: %w", ch.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel, members []store.Device) error {
+	if ch.Release == "" {
+		return nil
+	}
+	rel, err := c.Store.Release(ctx, ch.Release)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rel.BuildState != store.Succeeded) {
+		c.remember(ch.Name, nil)
+		c.log().Info("waiting for the release to be built", "channel", ch.Name, "release", ch.Release)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sc, cur, err := c.load(ctx, ch.Name)
+	if err != nil {
+		return err
+	}
+	devices, err := c.devices(ctx, members, rel)
+	if err != nil {
+		return err
+	}
+	rch := rollout.Channel{Fleet: fleet, Name: ch.Name, Release: rollout.Release{Version: rel.Version, Digest: rel.BundleDigest, Commit: rel.Commit},
+		Policy: rollout.Policy{Waves: ch.Policy.Waves, WaveDuration: ch.Policy.WaveDuration, MaxFailureRate: ch.Policy.MaxFailureRate, MinConfirmed: ch.Policy.MinConfirmed}}
+	res, err := rollout.Evaluate(rch, cur, devices, c.now())
+	if err != nil {
+		return err
+	}
+	c.remember(ch.Name, res)
+	if res.Changed || sc.Release != rel.Version || sc.Engine == "" {
+		if err := c.save(ctx, ch.Name, res.Rollout); err != nil {
+			return err
+		}
+		c.log().Info("rollout", "channel", ch.Name, "release", rel.Version, "state", res.Rollout.State, "wave", res.Rollout.Wave, "reason", res.Rollout.Reason)
+	}
+	loc, err := c.Locate.Locate(ctx, rel)
+	if err != nil {
+		return fmt.Errorf("locate release %s: %w", rel.Version, err)
+	}
+	cs := &gitfleetv1.ChannelState{Fleet: fleet, Channel: ch.Name, Release: loc, Wave: res.Wave(), RolloutState: res.State()}
+	if prev := c.advertised[ch.Name]; prev == nil || !proto.Equal(prev, cs) {
+		if err := c.Advertise.AdvertiseChannel(ctx, cs); err != nil {
+			return fmt.Errorf("advertise: %w", err)
+		}
+		if c.advertised == nil {
+			c.advertised = map[string]*gitfleetv1.ChannelState{}
+		}
+		c.advertised[ch.Name] = cs
+	}
+	for _, o := range res.Overrides {
+		ds := &gitfleetv1.DesiredState{Fleet: fleet, DeviceId: o.DeviceID, Action: o.Action}
+		if err := c.Advertise.AdvertiseDesired(ctx, ds); err != nil {
+			return fmt.Errorf("desired state of %s: %w", o.DeviceID, err)
+		}
+		if c.overrides == nil {
+			c.overrides = map[string]gitfleetv1.Action{}
+		}
+		c.overrides[o.DeviceID] = o.Action
+		c.log().Info("penalty box", "device", o.DeviceID, "action", o.Action, "reason", o.Reason)
+	}
+	return nil
+}
+
+// Command applies an operator's pause, resume or abort to a channel's
+// rollout, then steps it.
+func (c *Controller) Command(ctx context.Context, channel string, ev rollout.Event, note string) error {
+	c.mu.Lock()
+	_, cur, err := c.load(ctx, channel)
+	if err == nil && cur.Digest == "" {
+		err = fmt.Errorf("channel %s has no rollout yet: %w", channel, store.ErrNotFound)
+	}
+	if err == nil {
+		var next rollout.Rollout
+		if next, err = rollout.Apply(cur, ev, c.now(), note); err == nil {
+			err = c.save(ctx, channel, next)
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.Step(ctx)
+}
+
+// Statuses returns the last step's view of every channel.
+func (c *Controller) Statuses() []Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Status
+	for name, r := range c.results {
+		s := Status{Channel: name, Result: r}
+		if r == nil {
+			s.Waiting = "the release is not built yet"
+		} else {
+			s.Release = r.Rollout.Version
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (c *Controller) remember(channel string, r *rollout.Result) {
+	if c.results == nil {
+		c.results = map[string]*rollout.Result{}
+	}
+	c.results[channel] = r
+}
+
+// load reads a channel's stored rollout; a channel never stored has the
+// zero rollout, which Evaluate starts.
+func (c *Controller) load(ctx context.Context, name string) (store.Channel, rollout.Rollout, error) {
+	sc, err := c.Store.Channel(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Channel{Name: name}, rollout.Rollout{}, nil
+	}
+	if err != nil {
+		return sc, rollout.Rollout{}, err
+	}
+	var cur rollout.Rollout
+	if sc.Engine != "" {
+		if err := json.Unmarshal([]byte(sc.Engine), &cur); err != nil {
+			return sc, cur, fmt.Errorf("stored rollout of %s: %w", name, err)
+		}
+	}
+	return sc, cur, nil
+}
+
+func (c *Controller) save(ctx context.Context, name string, r rollout.Rollout) error {
+	engine, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return c.Store.PutChannel(ctx, store.Channel{Name: name, Release: r.Version, Wave: r.Wave, State: storeState(r.State),
+		Reason: r.Reason, WaveStarted: r.WaveStarted, Engine: string(engine)})
+}
+
+// storeState maps the engine's states to the store's queryable summary.
+func storeState(s rollout.State) store.RolloutState {
+	switch s {
+	case rollout.Paused:
+		return store.Paused
+	case rollout.Aborted:
+		return store.Aborted
+	case rollout.Halted:
+		return store.Halted
+	}
+	return store.Active // active and complete
+}
+
+// fleetDevices reads every device of the fleet.
+func (c *Controller) fleetDevices(ctx context.Context, fleet string) ([]store.Device, error) {
+	var out []store.Device
+	q := store.DeviceQuery{DeviceFilter: store.DeviceFilter{Fleet: fleet}, Limit: store.MaxPage}
+	for {
+		page, err := c.Store.Devices(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Devices...)
+		if page.Next == "" {
+			return out, nil
+		}
+		q.After = page.Next
+	}
+}
+
+// devices turns a channel's members into what the rollout engine judges.
+func (c *Controller) devices(ctx context.Context, members []store.Device, rel store.Release) ([]rollout.Device, error) {
+	out := make([]rollout.Device, 0, len(members))
+	for _, d := range members {
+		failures, err := c.Store.Failures(ctx, d.ID, rel.Version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rollout.Device{
+			ID: d.ID, Online: d.Online, Version: d.Version, Digest: d.BundleDigest, Commit: d.Commit, Slot: d.BootedSlot,
+			Confirmed: d.BootConfirmed, UpdateState: d.UpdateState, TargetDigest: d.TargetBundleDigest,
+			LastError: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[d.ErrorCode]), Failures: failures,
+			Override: c.overrides[d.ID], Boxed: c.overrides[d.ID] == gitfleetv1.Action_ACTION_CANCEL,
+		})
+	}
+	return out, nil
+}
+
+func (c *Controller) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Controller) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
