@@ -24,7 +24,9 @@ type ImageReader struct {
 
 // Close stops a pipelined reader's read-ahead; for other readers it does
 // nothing. It does not close the source. A pipelined reader also stops by
-// itself at the end of the image or at its first error.
+// itself at the end of the image or at its first error. Its chunk buffers
+// go back to a pool for the next reader: do not use the reader, or bytes
+// it returned, after Close.
 func (r *ImageReader) Close() error {
 	if r.pipe != nil {
 		r.pipe.close()

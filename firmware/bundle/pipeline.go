@@ -28,8 +28,9 @@ func NewPipelinedImageReader(src io.Reader, im *Image, from int, depth int) (*Im
 		stop:    make(chan struct{}),
 	}
 	for range depth {
-		p.free <- make([]byte, im.ChunkSize)
+		p.free <- getChunk(im.ChunkSize)
 	}
+	p.size = im.ChunkSize
 	p.wg.Add(1)
 	go p.read(src, im, from)
 	return &ImageReader{im: im, src: src, next: from, pipe: p}, nil
@@ -43,6 +44,7 @@ type pipeline struct {
 	wg      sync.WaitGroup
 	held    []byte // the buffer the consumer is reading from
 	once    sync.Once
+	size    int64 // chunk size, for returning buffers to the pool
 }
 
 type job struct {
@@ -125,5 +127,37 @@ func (p *pipeline) close() {
 			}
 		}()
 		p.wg.Wait()
+		// Every buffer is back in free or held now: recycle them, so the
+		// next image or pass (the read-back after the write) reuses them.
+		if p.held != nil {
+			putChunk(p.size, p.held)
+			p.held = nil
+		}
+		for {
+			select {
+			case b := <-p.free:
+				putChunk(p.size, b)
+			default:
+				return
+			}
+		}
 	})
+}
+
+// chunkPools recycle chunk buffers by size: an install reads every image
+// twice (write, then read back), and devices are short of memory.
+var chunkPools sync.Map // int64 → *sync.Pool
+
+func getChunk(size int64) []byte {
+	if p, ok := chunkPools.Load(size); ok {
+		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, size)
+}
+
+func putChunk(size int64, b []byte) {
+	p, _ := chunkPools.LoadOrStore(size, new(sync.Pool))
+	p.(*sync.Pool).Put(&b)
 }
