@@ -38,6 +38,21 @@ func (r *Repo) Fleet() (*recipe.Fleet, string, error) {
 	return fl, head.Hash.String(), nil
 }
 
+// Head returns the head commit of the branch as of the last Fetch, or ""
+// if the server has no such branch.
+func (r *Repo) Head() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref, err := r.repo.Storer.Reference(r.remoteBranch())
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read branch %s: %w", r.cfg.Branch, err)
+	}
+	return ref.Hash().String(), nil
+}
+
 // head returns the cached head commit of the branch.
 func (r *Repo) head() (*object.Commit, error) {
 	ref, err := r.repo.Storer.Reference(r.remoteBranch())

@@ -216,6 +216,9 @@ func TestTagChanges(t *testing.T) {
 	}
 
 	ch, state := poll(State{})
+	if ch.Head != first || state.Head != first {
+		t.Errorf("first poll: head %q, state's %q, want %s", ch.Head, state.Head, first)
+	}
 	if diff := cmp.Diff([]string{"v1.0.0", "v1.1.0-rc.1"}, names(ch.New)); diff != "" || len(ch.Moved)+len(ch.Deleted) > 0 {
 		t.Fatalf("first poll: %+v; new -want +got:\n%s", ch, diff)
 	}
@@ -242,6 +245,9 @@ func TestTagChanges(t *testing.T) {
 	w.run(w.work, "push", "-q", "origin", "--delete", "refs/tags/v1.1.0-rc.1")
 	w.run(w.work, "tag", "-d", "v1.1.0-rc.1")
 	ch, state = poll(state)
+	if ch.Head != second {
+		t.Errorf("head %q after a commit, want %s", ch.Head, second)
+	}
 	if diff := cmp.Diff([]string{"v1.2.0"}, names(ch.New)); diff != "" {
 		t.Errorf("new tags -want +got:\n%s", diff)
 	}

@@ -109,6 +109,9 @@ func (r *Repo) tag(name string, h plumbing.Hash) (t Tag, ok bool, err error) {
 // zero State has seen nothing.
 type State struct {
 	Tags map[string]SeenTag `json:"tags"`
+	// Head is the branch's head commit at the last poll, "" if there was
+	// no branch.
+	Head string `json:"head,omitempty"`
 }
 
 // SeenTag is what State remembers of one tag.
@@ -132,6 +135,9 @@ type Changes struct {
 	Moved []Move
 	// Deleted are tags that disappeared, reported once.
 	Deleted []Deletion
+	// Head is the branch's new head commit when it moved, so fleet.yaml may
+	// have changed (see Repo.Fleet); "" when it did not move.
+	Head string
 }
 
 // A Move is a tag found pointing elsewhere than when it was first seen.
@@ -150,11 +156,12 @@ type Deletion struct {
 
 // Empty reports whether there are no changes.
 func (c Changes) Empty() bool {
-	return len(c.New) == 0 && len(c.Moved) == 0 && len(c.Deleted) == 0
+	return len(c.New) == 0 && len(c.Moved) == 0 && len(c.Deleted) == 0 && c.Head == ""
 }
 
 // Diff compares the tags a poll found with prev and returns what changed
-// and the State to keep for the next poll. It does not modify prev.
+// and the State to keep for the next poll, whose Head is prev's (Poll
+// looks after heads). It does not modify prev.
 //
 // The next State remembers every tag ever seen by its first object, also
 // after it is deleted, so that a tag deleted and then pushed again
@@ -163,7 +170,7 @@ func (c Changes) Empty() bool {
 // an operator calls Forget.
 func Diff(prev State, tags []Tag) (Changes, State) {
 	var ch Changes
-	next := State{Tags: maps.Clone(prev.Tags)}
+	next := State{Tags: maps.Clone(prev.Tags), Head: prev.Head}
 	if next.Tags == nil {
 		next.Tags = make(map[string]SeenTag)
 	}

@@ -2,15 +2,15 @@ package gitsource
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"time"
 )
 
-// Poll fetches the repository and compares its release tags with prev: see
-// Diff.
+// Poll fetches the repository and compares its release tags and branch
+// head with prev: see Diff for the tags; Changes.Head is the branch's head
+// when it moved.
 func (r *Repo) Poll(ctx context.Context, prev State) (Changes, State, error) {
 	if err := r.Fetch(ctx); err != nil {
 		return Changes{}, prev, err
@@ -19,7 +19,14 @@ func (r *Repo) Poll(ctx context.Context, prev State) (Changes, State, error) {
 	if err != nil {
 		return Changes{}, prev, err
 	}
+	head, err := r.Head()
+	if err != nil {
+		return Changes{}, prev, err
+	}
 	ch, next := Diff(prev, tags)
+	if head != prev.Head {
+		ch.Head, next.Head = head, head
+	}
 	return ch, next, nil
 }
 
@@ -35,8 +42,8 @@ type Watcher struct {
 
 // A Handler takes the changes of a poll and the State to keep from then
 // on, typically persisting it (State.Save) once it has acted on them. If it
-// returns an error, the Watcher keeps the old State, so the same changes
-// come again at the next poll.
+// returns an error, the Watcher logs it and keeps the old State, so the
+// same changes come again at the next poll.
 type Handler func(ctx context.Context, ch Changes, next State) error
 
 // NewWatcher returns a watcher of repo that polls every interval plus a
@@ -62,8 +69,8 @@ func (w *Watcher) Trigger() {
 
 // Run polls at once and then until ctx is done, starting from state, and
 // calls handle whenever a poll finds changes (or the State changes
-// otherwise). It returns nil when ctx is done, or the first error of
-// handle wrapped.
+// otherwise). It returns nil when ctx is done. Failed polls and handler
+// errors are logged and tried again at the next poll.
 func (w *Watcher) Run(ctx context.Context, state State, handle Handler) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -75,33 +82,30 @@ func (w *Watcher) Run(ctx context.Context, state State, handle Handler) error {
 		case <-w.trigger:
 			timer.Stop()
 		}
-		next, err := w.poll(ctx, state, handle)
-		if err != nil {
-			return err
-		}
-		state = next
+		state = w.poll(ctx, state, handle)
 		timer.Reset(w.delay())
 	}
 }
 
-func (w *Watcher) poll(ctx context.Context, state State, handle Handler) (State, error) {
+// poll polls once and returns the State to keep.
+func (w *Watcher) poll(ctx context.Context, state State, handle Handler) State {
 	ch, next, err := w.repo.Poll(ctx, state)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("poll git repository", "url", w.repo.cfg.URL, "err", err)
 		}
-		return state, nil
+		return state
 	}
 	if ch.Empty() && reflect.DeepEqual(next, state) {
-		return state, nil
+		return state
 	}
 	if err := handle(ctx, ch, next); err != nil {
-		if ctx.Err() != nil {
-			return state, nil
+		if ctx.Err() == nil {
+			w.log.Error("handle changes of git repository; they come again at the next poll", "url", w.repo.cfg.URL, "err", err)
 		}
-		return state, fmt.Errorf("handle changes of %s: %w", w.repo.cfg.URL, err)
+		return state
 	}
-	return next, nil
+	return next
 }
 
 func (w *Watcher) delay() time.Duration {

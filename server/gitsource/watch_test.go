@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,16 +17,18 @@ type poll struct {
 	next State
 }
 
-// TestWatcher checks that a watcher polls at once, on Trigger, and that a
-// failed handler gets the same changes again.
+// TestWatcher checks that a watcher polls at once and on Trigger, reports
+// tags and moves of the branch, and that a failed handler gets the same
+// changes again.
 func TestWatcher(t *testing.T) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	w := newWorkspace(t)
-	w.seed()
+	first := w.seed()
 	w.tag("v1.0.0")
 	r := w.open(w.daemonURL(), nil)
+	var log syncBuffer
 	// An hour between polls: only the first poll and triggers happen.
-	watcher := NewWatcher(r, time.Hour, time.Minute, slog.New(slog.DiscardHandler))
+	watcher := NewWatcher(r, time.Hour, time.Minute, slog.New(slog.NewTextHandler(&log, nil)))
 
 	polls := make(chan poll)
 	done := make(chan error)
@@ -54,49 +57,44 @@ func TestWatcher(t *testing.T) {
 			return poll{}
 		}
 	}
+	newTags := func(p poll) string {
+		var names []string
+		for _, t := range p.ch.New {
+			names = append(names, t.Name)
+		}
+		return strings.Join(names, " ")
+	}
 
-	if p := next(); len(p.ch.New) != 1 || p.ch.New[0].Name != "v1.0.0" {
-		t.Errorf("first poll: %+v, want v1.0.0 new", p.ch)
+	if p := next(); newTags(p) != "v1.0.0" || p.ch.Head != first {
+		t.Errorf("first poll: %+v, want v1.0.0 new and head %s", p.ch, first)
 	}
 
 	w.tag("v1.1.0")
 	watcher.Trigger()
-	if p := next(); len(p.ch.New) != 1 || p.ch.New[0].Name != "v1.1.0" {
+	if p := next(); newTags(p) != "v1.1.0" || p.ch.Head != "" {
 		t.Errorf("triggered poll: %+v, want v1.1.0 new", p.ch)
 	}
-	// The handler failed: Run returns its error.
-	select {
-	case err := <-done:
-		if got, want := errString(err), "handle changes of "+r.cfg.URL+": database is down"; got != want {
-			t.Errorf("Run = %v, want the handler's error", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return the handler's error")
-	}
-
-	// Run again from the state before: the change comes again, and Run
-	// stops with its context.
-	go func() {
-		done <- watcher.Run(ctx, State{Tags: map[string]SeenTag{"v1.0.0": {Object: w.run(w.work, "rev-parse", "v1.0.0")}}},
-			func(ctx context.Context, ch Changes, next State) error {
-				select {
-				case polls <- poll{ch, next}:
-				case <-ctx.Done():
-				}
-				return nil
-			})
-	}()
-	if p := next(); len(p.ch.New) != 1 || p.ch.New[0].Name != "v1.1.0" || len(p.next.Tags) != 2 {
+	// The handler failed: the same change comes again.
+	watcher.Trigger()
+	if p := next(); newTags(p) != "v1.1.0" || len(p.next.Tags) != 2 {
 		t.Errorf("poll after the failure: %+v, want v1.1.0 new again", p)
 	}
-	// Triggers coalesce and a poll with nothing new calls nobody.
+	if !strings.Contains(log.String(), "database is down") {
+		t.Errorf("the handler's error was not logged:\n%s", log.String())
+	}
+
+	// Triggers coalesce, and a poll with nothing new calls nobody: the next
+	// call is for the promotion, a move of the branch.
 	watcher.Trigger()
 	watcher.Trigger()
 	watcher.Trigger()
-	w.tag("v1.2.0")
+	p, err := r.Promote(ctx, "production", "v1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	watcher.Trigger()
-	if p := next(); len(p.ch.New) != 1 || p.ch.New[0].Name != "v1.2.0" {
-		t.Errorf("poll after more triggers: %+v, want v1.2.0 new", p.ch)
+	if got := next(); got.ch.Head != p.Commit || len(got.ch.New) > 0 {
+		t.Errorf("poll after a promotion: %+v, want head %s", got.ch, p.Commit)
 	}
 	cancel()
 	select {

@@ -57,9 +57,10 @@ type Image struct {
 //	SOURCE_DATE_EPOCH=<co.Time> GITFLEET_PRODUCT=<r.Product>
 //	GITFLEET_TAG=<co.Tag> GITFLEET_COMMIT=<co.Commit> (when set)
 //
-// When the build outlives r.Timeout or ctx, the whole group is killed and
-// Build returns an error wrapping context.DeadlineExceeded (or ctx's
-// error). Processes left running when the command exits are killed too.
+// When the build outlives r.Timeout (DefaultTimeout if unset) or ctx, the
+// whole group is killed and Build returns an error wrapping
+// context.DeadlineExceeded (or ctx's error). Processes left running when
+// the command exits are killed too.
 // Processes that leave the group (setsid, daemons) are not: the build is
 // trusted not to, or sandboxed by the command itself.
 //
@@ -109,8 +110,12 @@ func Build(ctx context.Context, r *Recipe, co Checkout, log io.Writer) ([]Image,
 		return nil, fmt.Errorf("build %s: %w", r.Product, err)
 	}
 
-	ctx, cancel := context.WithTimeoutCause(ctx, r.Timeout,
-		fmt.Errorf("timed out after %s: %w", fmtDuration(r.Timeout), context.DeadlineExceeded))
+	timeout := r.Timeout
+	if timeout <= 0 { // a Recipe made by hand rather than parsed
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout,
+		fmt.Errorf("timed out after %s: %w", fmtDuration(timeout), context.DeadlineExceeded))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, argv[1:]...)
 	cmd.Args[0] = argv[0]
@@ -120,7 +125,7 @@ func Build(ctx context.Context, r *Recipe, co Checkout, log io.Writer) ([]Image,
 	cmd.Stderr = log
 	cmd.WaitDelay = waitDelay
 	ownGroup(cmd)
-	fmt.Fprintf(log, "gitfleet: building %s in %s: %s (timeout %s)\n", r.Product, dir, r.Command, fmtDuration(r.Timeout))
+	fmt.Fprintf(log, "gitfleet: building %s in %s: %s (timeout %s)\n", r.Product, dir, r.Command, fmtDuration(timeout))
 	start := time.Now()
 	err = cmd.Run()
 	if cmd.Process != nil {
