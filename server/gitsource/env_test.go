@@ -219,21 +219,35 @@ func waitListening(addr string, exited <-chan struct{}) bool {
 	return false
 }
 
-// httpURL serves the workspace's repositories with git http-backend behind
-// net/http/cgi, wrapped in wrap if not nil, and returns the repository's
-// http:// URL.
-func (w *workspace) httpURL(wrap func(http.Handler) http.Handler) string {
-	var h http.Handler = &cgi.Handler{
+// httpBackend is git http-backend serving the workspace's repositories,
+// pushes allowed (http.receivepack).
+func (w *workspace) httpBackend() http.Handler {
+	return &cgi.Handler{
 		Path: w.git,
 		Args: []string{"http-backend"},
 		Env:  append([]string{"GIT_PROJECT_ROOT=" + w.root, "GIT_HTTP_EXPORT_ALL=1"}, w.env...),
 	}
+}
+
+// httpURL serves the workspace's repositories with git http-backend behind
+// net/http/cgi, wrapped in wrap if not nil, and returns the repository's
+// http:// URL.
+func (w *workspace) httpURL(wrap func(http.Handler) http.Handler) string {
+	h := w.httpBackend()
 	if wrap != nil {
 		h = wrap(h)
 	}
 	srv := httptest.NewServer(h)
 	w.t.Cleanup(srv.Close)
 	return srv.URL + "/fw.git"
+}
+
+// httpsURL is httpURL over TLS, with the server's certificate in PEM for
+// Auth.CABundle.
+func (w *workspace) httpsURL() (url string, caBundle []byte) {
+	srv := httptest.NewTLSServer(w.httpBackend())
+	w.t.Cleanup(srv.Close)
+	return srv.URL + "/fw.git", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 }
 
 // basicAuth refuses requests without the HTTP credentials user, password.

@@ -36,6 +36,10 @@ func TestTransports(t *testing.T) {
 		{"http-backend with basic auth", func(w *workspace) (string, func(*Config)) {
 			return w.httpURL(basicAuth("fleet", "t0ken")), func(c *Config) { c.Auth.Username, c.Auth.Password = "fleet", "t0ken" }
 		}},
+		{"https", func(w *workspace) (string, func(*Config)) {
+			url, ca := w.httpsURL()
+			return url, func(c *Config) { c.Auth.CABundle = ca }
+		}},
 		{"ssh", func(w *workspace) (string, func(*Config)) {
 			url, key, known := w.sshURL()
 			return url, func(c *Config) { c.Auth.SSHKey, c.Auth.KnownHosts = key, known }
@@ -141,6 +145,31 @@ func TestSSHHostKey(t *testing.T) {
 	var keyErr *knownhosts.KeyError
 	if !errors.As(err, &keyErr) {
 		t.Errorf("Fetch from a server with an unknown host key: %v, want a knownhosts.KeyError", err)
+	}
+}
+
+// TestFetchRefused checks that wrong credentials and an untrusted TLS
+// certificate fail a fetch.
+func TestFetchRefused(t *testing.T) {
+	w := newWorkspace(t)
+	w.seed()
+	httpsURL, _ := w.httpsURL()
+	tests := []struct {
+		name string
+		url  string
+		auth Auth
+	}{
+		{"no password", w.httpURL(basicAuth("fleet", "t0ken")), Auth{}},
+		{"wrong password", w.httpURL(basicAuth("fleet", "t0ken")), Auth{Username: "fleet", Password: "guess"}},
+		{"untrusted certificate", httpsURL, Auth{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := w.open(tt.url, func(c *Config) { c.Auth = tt.auth })
+			if err := r.Fetch(testContext(t)); err == nil {
+				t.Errorf("Fetch succeeded")
+			}
+		})
 	}
 }
 
