@@ -32,13 +32,16 @@ vet:
 proto:
 	proto/generate.sh
 
+# bench prints the bundle figures beside the hash limits, then the agent's
+# install beside dd, the hash limits and the peers (RAUC, SWUpdate, Mender)
+# that are installed.
 bench: build
 	bench/run.sh
+	bench/agent.sh
 
+# fuzz runs every fuzz target of the module (FUZZTIME each, default 20s).
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=30s ./firmware/bundle/
-	$(GO) test -run='^$$' -fuzz=FuzzParseManifest -fuzztime=30s ./firmware/bundle/
-	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=30s ./firmware/trust/
+	bench/fuzz.sh
 
 clean:
 	rm -rf $(BIN)
