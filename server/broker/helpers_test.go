@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -23,6 +21,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/gitfleet/gitfleet/server/broker"
+	"github.com/gitfleet/gitfleet/server/bus/bustest"
 )
 
 // pki is a throwaway certificate authority, a broker certificate for
@@ -226,25 +225,12 @@ func (c *client) wait(t *testing.T, name string) []string {
 	}
 }
 
-// startBroker starts an embedded broker for cfg, on free loopback ports
-// unless cfg names them, and stops it when the test ends.
+// startBroker starts an embedded broker for cfg, on a free loopback port
+// unless cfg names one, and stops it when the test ends.
 func startBroker(t *testing.T, cfg broker.Config) *broker.Broker {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return b
+	return bustest.StartBroker(t, cfg)
 }
