@@ -172,8 +172,25 @@ func TestRoutes(t *testing.T) {
 			}
 		}},
 		{name: "channel", method: "GET", path: "/api/v1/channels/production", token: read, wantStatus: 200, check: func(t *testing.T, a answer) {
-			if got := decode[apiclient.Channel](t, a); got.Release != "1.4.0" || got.Wave != 1 {
+			got := decode[apiclient.Channel](t, a)
+			if got.Release != "1.4.0" || got.Wave != 1 {
 				t.Errorf("channel = %+v", got)
+			}
+			var types []string
+			for _, c := range got.Conditions {
+				types = append(types, c.Type)
+			}
+			if want := []string{"Ready", "Progressing", "Degraded", "Halted"}; !cmp.Equal(types, want) {
+				t.Errorf("conditions %q, want %q", types, want)
+			}
+			targeted := 0
+			for _, d := range s.Devices {
+				if d.Channel == "production" {
+					targeted++
+				}
+			}
+			if got.Counts == nil || got.Counts.Targeted != targeted {
+				t.Errorf("counts = %+v, want %d targeted", got.Counts, targeted)
 			}
 		}},
 		{name: "channel unknown", method: "GET", path: "/api/v1/channels/nowhere", token: read, wantStatus: 404, wantCode: "not_found"},

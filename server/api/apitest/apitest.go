@@ -1,8 +1,9 @@
 // Package apitest runs a real API server for tests: the real store (a SQLite
 // file in the test's temporary directory, or any database a DSN names) with a
 // seeded fleet, an httptest server in front of it, tokens of every scope, a
-// Controller that records its commands in the store, and a Promoter and
-// Trigger that record their calls. The API's own tests and the gitfleet CLI's
+// Controller that records its commands in the store, a Reporter that runs the
+// real rollout engine on the store's devices, and a Promoter and Trigger that
+// record their calls. The API's own tests and the gitfleet CLI's
 // use it.
 package apitest
 
@@ -16,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,6 +60,7 @@ type Server struct {
 	Promoter   *Promoter
 	Trigger    *Trigger
 	Controller *Controller
+	Reporter   *Reporter
 	Registry   *prometheus.Registry
 	// Log holds the server's log, in slog's text format.
 	Log *SyncBuffer
@@ -98,6 +101,7 @@ func New(t testing.TB, o Options) *Server {
 		Promoter:   &Promoter{},
 		Trigger:    &Trigger{},
 		Controller: &Controller{Store: st},
+		Reporter:   &Reporter{Store: st},
 		Registry:   prometheus.NewRegistry(),
 		Log:        &SyncBuffer{},
 	}
@@ -121,6 +125,7 @@ func New(t testing.TB, o Options) *Server {
 		Controller:    s.Controller,
 		Promoter:      s.Promoter,
 		Trigger:       s.Trigger,
+		Reporter:      s.Reporter,
 		Ready:         ready,
 		Registry:      s.Registry,
 		Logger:        slog.New(slog.NewTextHandler(s.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -160,15 +165,15 @@ func Fleet(n int) []store.Device {
 		}
 		d.ActiveSlot = d.BootedSlot
 		d.Tag = "v" + d.Version
-		d.Commit = commitOf(d.Version)
-		d.BundleDigest = digestOf(d.Version)
+		d.Commit = Commit(d.Version)
+		d.BundleDigest = Digest(d.Version)
 		d.BootConfirmed = d.UpdateState != "trial-boot"
 		if !d.HealthOK {
 			d.HealthChecks[1] = store.HealthCheck{Name: "app", OK: false, Message: "app did not answer on :8080"}
 		}
 		switch d.UpdateState {
 		case "downloading":
-			d.TargetVersion, d.TargetBundleDigest = "1.5.0", digestOf("1.5.0")
+			d.TargetVersion, d.TargetBundleDigest = "1.5.0", Digest("1.5.0")
 			d.DoneBytes, d.TotalBytes = rng.Int64N(1<<28), 1<<28
 		case "failed":
 			d.ErrorCode, d.ErrorMessage = "ERROR_CODE_HEALTH_CHECK_FAILED", "health check app failed after install"
@@ -178,13 +183,13 @@ func Fleet(n int) []store.Device {
 	return ds
 }
 
-// commitOf returns a made-up commit id of version.
-func commitOf(version string) string {
+// Commit returns the made-up commit id of the seeded release version.
+func Commit(version string) string {
 	return fmt.Sprintf("%x", sha1.Sum([]byte(version)))
 }
 
-// digestOf returns a made-up bundle digest of version.
-func digestOf(version string) string {
+// Digest returns the made-up bundle digest of the seeded release version.
+func Digest(version string) string {
 	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(version)))
 }
 
@@ -240,8 +245,8 @@ func Seed(t testing.TB, st *store.Store, devices []store.Device) {
 func built(version string, counter int64) store.Release {
 	return store.Release{
 		Tag: "v" + version, Version: version, Counter: counter, Product: "acme-gw", DeviceTypes: []string{"rpi4", "imx8"},
-		BundleDigest: digestOf(version), BundleSize: 48 << 20, TagObject: fmt.Sprintf("%040x", counter),
-		Commit: commitOf(version), Signer: "SHA256:release-key", ObjectKeys: map[string]string{"bundle": "bundles/" + version + ".gfb"},
+		BundleDigest: Digest(version), BundleSize: 48 << 20, TagObject: fmt.Sprintf("%040x", counter),
+		Commit: Commit(version), Signer: "SHA256:release-key", ObjectKeys: map[string]string{"bundle": "bundles/" + version + ".gfb"},
 		BuildState: store.Succeeded,
 	}
 }
@@ -282,6 +287,53 @@ func (c *Controller) set(ctx context.Context, channel string, e rollout.Event, t
 		return fmt.Errorf("%s a rollout that is %s: %w", e, ch.State, rollout.ErrTransition)
 	}
 	return c.Store.SetRolloutState(ctx, channel, to, reason)
+}
+
+// Reporter is an api.Reporter that evaluates a channel's rollout with the
+// real rollout engine, on the channel's devices in the store, with waves of
+// 10, 50 and 100 % and the rollout's state as the store has it.
+type Reporter struct {
+	Store *store.Store
+}
+
+// Report evaluates channel's rollout now.
+func (r *Reporter) Report(ctx context.Context, channel string) (*rollout.Result, error) {
+	ch, err := r.Store.Channel(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := r.Store.Release(ctx, ch.Release)
+	if err != nil {
+		return nil, err
+	}
+	var devices []rollout.Device
+	q := store.DeviceQuery{DeviceFilter: store.DeviceFilter{Channel: channel}, Limit: store.MaxPage}
+	for {
+		p, err := r.Store.Devices(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range p.Devices {
+			devices = append(devices, rollout.Device{
+				ID: d.ID, Online: d.Online, Version: d.Version, Digest: d.BundleDigest, Commit: d.Commit,
+				Slot: d.BootedSlot, Confirmed: d.BootConfirmed, UpdateState: d.UpdateState, TargetDigest: d.TargetBundleDigest,
+			})
+		}
+		if p.Next == "" {
+			break
+		}
+		q.After = p.Next
+	}
+	cur := rollout.Rollout{
+		Digest: rel.BundleDigest, Version: rel.Version, Wave: ch.Wave, State: rollout.State(strings.ToLower(string(ch.State))),
+		Since: ch.Updated, WaveStarted: ch.WaveStarted, Reason: ch.Reason,
+	}
+	return rollout.Evaluate(rollout.Channel{
+		Fleet:   "acme",
+		Name:    channel,
+		Policy:  rollout.Policy{Waves: []float64{10, 50, 100}, MaxFailureRate: 0.5, MinConfirmed: 1},
+		Release: rollout.Release{Version: rel.Version, Digest: rel.BundleDigest, Commit: rel.Commit},
+	}, cur, devices, time.Now())
 }
 
 // Promoter is an api.Promoter that records promotions and answers with a
