@@ -17,6 +17,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newKeysCommand(), newTrustCommand(), newBundleCommand())
+	root.AddCommand(newRemoteCommands()...)
 	return root
 }
 
