@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +23,8 @@ import (
 // the median and 99th percentile of a page's latency as the client sees it
 // (p50-ms, p99-ms; the goal is p99 at most 50 ms) and, as the floor measured
 // in the same run, the median of the store's own query for the same pages:
-// p50/store is what HTTP, auth, logging and JSON cost on top.
+// p50/store is what HTTP, auth, logging and JSON cost on top. The last
+// sub-benchmark has four clients ask at once.
 func BenchmarkListDevices100k(b *testing.B) {
 	const n = 100_000
 	start := time.Now()
@@ -70,6 +73,36 @@ func BenchmarkListDevices100k(b *testing.B) {
 			b.ReportMetric(float64(p50)/float64(floor), "p50/store")
 		})
 	}
+	// Clients at once, each walking the channel+online pages: what p99
+	// becomes when requests queue for the two cores and the store's four
+	// readers.
+	b.Run("channel+online-4clients", func(b *testing.B) {
+		const clients = 4
+		var mu sync.Mutex
+		var lat []time.Duration
+		b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			v := url.Values{"channel": {"production"}, "online": {"true"}}
+			var mine []time.Duration
+			after := ""
+			for pb.Next() {
+				v.Set("after", after)
+				if after == "" {
+					v.Del("after")
+				}
+				var d time.Duration
+				d, after = timeList(b, hc, s.URL+"/api/v1/devices?"+v.Encode())
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+	})
 }
 
 // timeList gets one page and returns how long it took, to the last byte
