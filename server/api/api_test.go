@@ -352,6 +352,11 @@ func TestNotConfigured(t *testing.T) {
 			}
 		})
 	}
+	w := httptest.NewRecorder()
+	bare.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(w.Body.String(), "go_goroutines") || !strings.Contains(w.Body.String(), "gitfleet_http_requests_total") {
+		t.Errorf("metrics of a server without a registry lack the Go runtime's or the API's:\n%s", w.Body.String())
+	}
 	if _, err := api.New(api.Config{}); err == nil {
 		t.Error("api.New without a store: no error")
 	}

@@ -57,8 +57,8 @@ func (m *metrics) observe(route, method string, status int, elapsed time.Duratio
 	m.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 }
 
-// handler serves reg's metrics in Prometheus's text format (or OpenMetrics,
-// when the scraper asks for it).
-func (m *metrics) handler(reg *prometheus.Registry) http.Handler {
+// metricsHandler serves reg's metrics in Prometheus's text format (or
+// OpenMetrics, when the scraper asks for it).
+func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
 }

@@ -166,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 		case v1 + "/openapi.json":
 			h = http.HandlerFunc(serveOpenAPI)
 		case "/metrics":
-			h = m.handler(reg)
+			h = metricsHandler(reg)
 		default:
 			h = s.serve(r.Route, r.h)
 		}
