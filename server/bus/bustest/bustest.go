@@ -31,8 +31,10 @@ type Env struct {
 	// Devices are device accounts, at least two, with DevicePassword.
 	Devices        []string
 	DevicePassword string
-	// Broker is the embedded broker, or nil for Mosquitto.
-	Broker *broker.Broker
+	// Broker is the embedded broker, or nil for Mosquitto; PasswordFile
+	// holds its device accounts, for a broker started again.
+	Broker       *broker.Broker
+	PasswordFile string
 
 	mqtt testenv.Broker
 }
@@ -62,6 +64,7 @@ func Embedded(t testing.TB) Env {
 	if err := os.WriteFile(file, lines, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	e.PasswordFile = file
 	e.Broker = StartBroker(t, broker.Config{Addr: "127.0.0.1:0", PasswordFile: file, Fleets: []string{e.Fleet}})
 	e.Addr = e.Broker.Addr()
 	return e
