@@ -12,7 +12,7 @@ import (
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "gitfleet",
-		Short:         "Release manager for gitfleet: keys, trust roots, signed firmware bundles",
+		Short:         "Release manager for gitfleet: keys, trust roots, signed bundles; releases, promotions, rollouts and devices on a server",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
