@@ -88,6 +88,7 @@ const (
 	DefaultPrompt         = `[#$] $`
 	DefaultBanner         = `^U-Boot \d`
 	DefaultBootTimeout    = 60 * time.Second
+	VirtualBootTimeout    = 20 * time.Second
 	DefaultInstallTimeout = 5 * time.Minute
 	DefaultCommandTimeout = 60 * time.Second
 )
@@ -241,7 +242,11 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 		}
 		b.Prompt = d.regexp(field+".prompt", bf.Prompt, DefaultPrompt)
 		b.Banner = d.regexp(field+".banner", bf.Banner, DefaultBanner)
-		b.BootTimeout = d.duration(field+".timeouts.boot", bf.Timeouts.Boot, DefaultBootTimeout)
+		bootDefault := DefaultBootTimeout
+		if b.Virtual != nil {
+			bootDefault = VirtualBootTimeout
+		}
+		b.BootTimeout = d.duration(field+".timeouts.boot", bf.Timeouts.Boot, bootDefault)
 		b.InstallTimeout = d.duration(field+".timeouts.install", bf.Timeouts.Install, DefaultInstallTimeout)
 		b.CommandTimeout = d.duration(field+".timeouts.command", bf.Timeouts.Command, DefaultCommandTimeout)
 		r.Boards = append(r.Boards, b)

@@ -53,6 +53,9 @@ type Config struct {
 	// Shell runs the operating system's init script and login shell;
 	// default /bin/sh.
 	Shell string
+	// PowerOn powers the board on when Run starts; otherwise it waits for
+	// an "on" on the control socket.
+	PowerOn bool
 	// Log receives the board's own messages (not the console's).
 	Log *slog.Logger
 }

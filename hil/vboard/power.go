@@ -23,6 +23,9 @@ const (
 func (b *Board) loop(ctx context.Context) error {
 	p := &supply{b: b, state: stateOff}
 	defer p.off()
+	if b.cfg.PowerOn {
+		p.on()
+	}
 	for {
 		var osDone <-chan struct{}
 		if p.state == stateRunning {
@@ -174,12 +177,19 @@ func (p *supply) reset() {
 	p.on()
 }
 
-// stopping is a reboot: SIGTERM to every process but init, then the reset
-// once they are gone or the grace period is over.
+// stopping is a reboot: a moment for the reboot command to return, as
+// systemctl reboot does, then SIGTERM to every process, then the reset once
+// all are gone but init or the grace period is over. An interactive shell
+// as init ignores SIGTERM; a script as init ends with it, so no login
+// prompt shows on the way down.
 func (p *supply) stopping(deadline time.Time) {
 	if p.state != stateStopping {
 		p.state = stateStopping
-		p.sys.terminate()
+		p.after(rebootDelay, func() {
+			p.sys.terminate()
+			p.stopping(deadline)
+		})
+		return
 	}
 	if time.Now().Before(deadline) && p.sys.busy() {
 		p.after(20*time.Millisecond, func() { p.stopping(deadline) })
@@ -189,3 +199,6 @@ func (p *supply) stopping(deadline time.Time) {
 	p.b.print("[%12.6f] reboot: Restarting system", p.uptime())
 	p.reset()
 }
+
+// rebootDelay is how long a reboot request takes to begin.
+const rebootDelay = 200 * time.Millisecond

@@ -116,9 +116,9 @@ func (b *Board) relay(tty io.Reader) {
 
 func (s *system) sid() int { return s.cmd.Process.Pid }
 
-// terminate asks every process but init to stop, as a reboot does.
+// terminate asks every process to stop, as a reboot does.
 func (s *system) terminate() {
-	signalSession(s.sid(), syscall.SIGTERM, s.sid())
+	signalSession(s.sid(), syscall.SIGTERM)
 }
 
 // busy reports whether processes other than init still run.
