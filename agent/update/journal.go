@@ -107,6 +107,10 @@ func loadJournal(path string) (*Journal, error) {
 	if _, ok := Resume[j.State]; !ok {
 		return nil, fmt.Errorf("journal %s: unknown state %q", path, j.State)
 	}
+	if j.Update != nil && j.Update.Chunks == nil {
+		// Saved before the first checkpoint: no chunk is written yet.
+		j.Update.Chunks = map[string]int{}
+	}
 	return &j, nil
 }
 

@@ -72,7 +72,7 @@ func TestPowerCuts(t *testing.T) {
 
 			out, err := agent(c.env, "install", bundlePath)
 			cutDone := killed(err)
-			if err != nil && !cutDone {
+			if strings.Contains(out, "panic:") || (err != nil && !cutDone) {
 				t.Fatalf("install: %v\n%s", err, out)
 			}
 			// Power on and resume until the update is over. A power cut, or
@@ -97,7 +97,10 @@ func TestPowerCuts(t *testing.T) {
 				switch {
 				case killed(err):
 					cutDone = true
-				case err != nil && !strings.Contains(err.Error(), "exit status"):
+				case strings.Contains(out, "panic:"):
+					t.Fatalf("resume panicked:\n%s", out)
+				case err != nil && !strings.Contains(out, "gitfleet-agent: update to"):
+					// Only a cleanly reported failed update may exit non-zero.
 					t.Fatalf("resume: %v\n%s", err, out)
 				}
 			}
