@@ -210,11 +210,12 @@ func (consoleReports) Status(ctx context.Context, d *device) (DeviceStatus, erro
 // follows the reboots that finishing an update takes, and waits for an
 // agent still at work (health checks, a daemon's retry); when nothing
 // happens for a boot timeout it power-cycles the board, as a watchdog or an
-// operator would, so that the agent resumes, at most maxCycles times.
+// operator would, so that the agent resumes, at most maxCycles times. Boards
+// and the agent's step counter give up well before that.
 func (d *device) settle(ctx context.Context) (DeviceStatus, error) {
 	const maxCycles = 4
 	cycles := 0
-	deadline := time.Now().Add(d.b.BootTimeout)
+	deadline := time.Now().Add(d.b.SettleTimeout)
 	for {
 		s, err := d.reports.Status(ctx, d)
 		switch {
@@ -222,7 +223,7 @@ func (d *device) settle(ctx context.Context) (DeviceStatus, error) {
 			if _, err := d.boot(ctx, 1, 1); err != nil {
 				return s, err
 			}
-			deadline = time.Now().Add(d.b.BootTimeout)
+			deadline = time.Now().Add(d.b.SettleTimeout)
 			continue
 		case err != nil:
 			return s, err
@@ -239,7 +240,7 @@ func (d *device) settle(ctx context.Context) (DeviceStatus, error) {
 			if _, err := d.boot(ctx, 1, 0); err != nil {
 				return s, err
 			}
-			deadline = time.Now().Add(d.b.BootTimeout)
+			deadline = time.Now().Add(d.b.SettleTimeout)
 			continue
 		}
 		// Look again in a second, unless the board restarts meanwhile.
@@ -249,7 +250,7 @@ func (d *device) settle(ctx context.Context) (DeviceStatus, error) {
 			if _, err := d.boot(ctx, 1, 1); err != nil {
 				return s, err
 			}
-			deadline = time.Now().Add(d.b.BootTimeout)
+			deadline = time.Now().Add(d.b.SettleTimeout)
 		} else if ctx.Err() != nil {
 			return s, ctx.Err()
 		}

@@ -89,7 +89,7 @@ func TestShortPlan(t *testing.T) {
 	for _, id := range boards {
 		tty, sock := startVBoard(t, bin, dir, id, s.root)
 		fmt.Fprintf(&rig, "  - name: %s\n    device: {id: %s, type: gitfleet-vboard}\n    console: {port: %s, baud: 115200}\n"+
-			"    power: {type: vboard, socket: %s}\n    timeouts: {boot: 8s, install: 1m}\n", id, id, tty, sock)
+			"    power: {type: vboard, socket: %s}\n    timeouts: {boot: 10s, install: 1m, settle: 3s}\n", id, id, tty, sock)
 	}
 	rigPath := filepath.Join(dir, "rig.yaml")
 	os.WriteFile(rigPath, []byte(rig.String()), 0o644)

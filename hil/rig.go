@@ -51,7 +51,10 @@ type Board struct {
 	Prompt, Banner *regexp.Regexp
 	// BootTimeout bounds a boot, from power-on to the prompt;
 	// InstallTimeout an install; CommandTimeout any other command.
-	BootTimeout, InstallTimeout, CommandTimeout time.Duration
+	// SettleTimeout is how long an update may stay in progress with
+	// nothing happening before the runner power-cycles the board, as a
+	// watchdog would, so that the agent resumes it.
+	BootTimeout, InstallTimeout, CommandTimeout, SettleTimeout time.Duration
 }
 
 // Power is a board's power driver.
@@ -85,10 +88,13 @@ type Virtual struct {
 
 // The default patterns and timeouts of a board.
 const (
-	DefaultPrompt         = `[#$] $`
-	DefaultBanner         = `^U-Boot \d`
-	DefaultBootTimeout    = 60 * time.Second
-	VirtualBootTimeout    = 20 * time.Second
+	DefaultPrompt      = `[#$] $`
+	DefaultBanner      = `^U-Boot \d`
+	DefaultBootTimeout = 60 * time.Second
+	VirtualBootTimeout = 20 * time.Second
+	// A virtual board's agent has finished its resume when the prompt
+	// shows, so an update in progress then waits for nothing.
+	VirtualSettleTimeout  = 3 * time.Second
 	DefaultInstallTimeout = 5 * time.Minute
 	DefaultCommandTimeout = 60 * time.Second
 )
@@ -121,6 +127,7 @@ type boardFile struct {
 		Boot    string `yaml:"boot"`
 		Install string `yaml:"install"`
 		Command string `yaml:"command"`
+		Settle  string `yaml:"settle"`
 	} `yaml:"timeouts"`
 }
 
@@ -242,11 +249,15 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 		}
 		b.Prompt = d.regexp(field+".prompt", bf.Prompt, DefaultPrompt)
 		b.Banner = d.regexp(field+".banner", bf.Banner, DefaultBanner)
-		bootDefault := DefaultBootTimeout
+		bootDefault, settleDefault := DefaultBootTimeout, time.Duration(0)
 		if b.Virtual != nil {
-			bootDefault = VirtualBootTimeout
+			bootDefault, settleDefault = VirtualBootTimeout, VirtualSettleTimeout
 		}
 		b.BootTimeout = d.duration(field+".timeouts.boot", bf.Timeouts.Boot, bootDefault)
+		if settleDefault == 0 {
+			settleDefault = b.BootTimeout
+		}
+		b.SettleTimeout = d.duration(field+".timeouts.settle", bf.Timeouts.Settle, settleDefault)
 		b.InstallTimeout = d.duration(field+".timeouts.install", bf.Timeouts.Install, DefaultInstallTimeout)
 		b.CommandTimeout = d.duration(field+".timeouts.command", bf.Timeouts.Command, DefaultCommandTimeout)
 		r.Boards = append(r.Boards, b)
