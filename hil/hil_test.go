@@ -16,16 +16,6 @@ import (
 	"github.com/gitfleet/gitfleet/hil/junit"
 )
 
-// knownBugs are failures the HIL found elsewhere, reported and not fixed
-// yet. Such a case must fail with a message starting so; any other failure
-// fails the test.
-var knownBugs = map[string]string{
-	// agent/update: a resume after a power cut before the write's first
-	// checkpoint assigns into the journal's Chunks map, which the journal
-	// omits when empty and loads as nil.
-	"power-cut-write 1.6.0": "gitfleet-agent crashed on the board: panic: assignment to entry in nil map",
-}
-
 // buildBinaries builds gitfleet-agent and gitfleet-hil into a temp dir.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
@@ -117,17 +107,10 @@ func TestShortPlan(t *testing.T) {
 	if got, want := r.Tests, len(boards)*(1+len(plan.Scenarios)); got != want {
 		t.Errorf("report has %d test cases, want %d", got, want)
 	}
-	known := 0
 	for _, su := range r.Suites {
 		for i, c := range su.Cases {
-			switch {
-			case c.Failure != nil && knownBugs[c.Name] != "" && strings.HasPrefix(c.Failure.Message, knownBugs[c.Name]):
-				known++
-				t.Logf("known bug, reported: %s: %s: %s", su.Name, c.Name, c.Failure.Message)
-			case c.Failure != nil:
+			if c.Failure != nil {
 				t.Errorf("%s: %s: %s\n%s", su.Name, c.Name, c.Failure.Message, c.Failure.Text)
-			case knownBugs[c.Name] != "":
-				t.Logf("%s: %s passes: the known bug is fixed; remove it from knownBugs", su.Name, c.Name)
 			}
 			log := filepath.Join(logs, su.Name, fmt.Sprintf("%03d-%s.log", i+1, slug(c.Name)))
 			if st, err := os.Stat(log); err != nil || st.Size() == 0 {
@@ -139,7 +122,7 @@ func TestShortPlan(t *testing.T) {
 	// the output counts the cases, so CI logs read like go test's.
 	var ee *exec.ExitError
 	switch {
-	case known == 0 && r.Failures == 0 && runErr != nil:
+	case r.Failures == 0 && runErr != nil:
 		t.Errorf("gitfleet-hil run: %v, want success", runErr)
 	case r.Failures > 0 && !errors.As(runErr, &ee):
 		t.Errorf("gitfleet-hil run with failures: err = %v, want a non-zero exit", runErr)
@@ -154,4 +137,45 @@ func TestShortPlan(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestFailingPlan runs a plan that fails on a virtual board the runner
+// starts itself (throwaway keys): the report records the failure with its
+// reason, and gitfleet-hil exits non-zero with one line.
+func TestFailingPlan(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	rig := filepath.Join(dir, "rig.yaml")
+	os.WriteFile(rig, []byte(fmt.Sprintf("boards:\n  - name: vb\n    device: {id: vb, type: gitfleet-vboard}\n    virtual: {agent: %s}\n",
+		filepath.Join(bin, "gitfleet-agent"))), 0o644)
+	plan := filepath.Join(dir, "plan.yaml")
+	// A fresh board runs counter 0: nothing is below it to refuse.
+	os.WriteFile(plan, []byte("releases:\n  - {version: 1.3.0, counter: 13, image: {kind: healthy, size: 4KiB}}\n"+
+		"scenarios:\n  - {type: downgrade, release: 1.3.0}\n"), 0o644)
+	report := filepath.Join(dir, "report.xml")
+	cmd := exec.Command(filepath.Join(bin, "gitfleet-hil"), "run", "--rig", rig, "--plan", plan, "--junit", report, "--logs", filepath.Join(dir, "logs"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+		t.Fatalf("gitfleet-hil run: err = %v, stderr %q: want a non-zero exit and one line", err, stderr.String())
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := junit.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tests != 2 || r.Failures != 1 {
+		t.Fatalf("report: %d tests, %d failures; want 2 and 1", r.Tests, r.Failures)
+	}
+	if f := r.Suites[0].Cases[1].Failure; f == nil || !strings.Contains(f.Message, "the board runs counter 0, not above 1.3.0's 13") {
+		t.Errorf("failure: %+v", f)
+	}
+	if !strings.HasSuffix(stdout.String(), "1 passed, 1 failed\n") {
+		t.Errorf("output ends %q, want %q", lastLine(stdout.String()), "1 passed, 1 failed")
+	}
 }
