@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"github.com/gitfleet/gitfleet/server/recipe"
 	"github.com/gitfleet/gitfleet/server/rollout"
@@ -55,10 +53,15 @@ type Controller struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
+	// Readvertise is how long an advertised channel state is kept before it
+	// is advertised again with fresh object URLs (default 20 min): presigned
+	// URLs expire, and a device may start a download at any time.
+	Readvertise time.Duration
+
 	mu         sync.Mutex
-	advertised map[string]*gitfleetv1.ChannelState // channel → last advertised content
-	overrides  map[string]gitfleetv1.Action        // device → penalty-box override published
-	results    map[string]*rollout.Result          // channel → last step
+	advertised map[string]advert            // channel → last advertised
+	overrides  map[string]gitfleetv1.Action // device → penalty-box override published
+	results    map[string]*rollout.Result   // channel → last step
 }
 
 // Status is the last step's view of one channel, for the API.
@@ -140,14 +143,18 @@ func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel,
 		return fmt.Errorf("locate release %s: %w", rel.Version, err)
 	}
 	cs := &gitfleetv1.ChannelState{Fleet: fleet, Channel: ch.Name, Release: loc, Wave: res.Wave(), RolloutState: res.State()}
-	if prev := c.advertised[ch.Name]; prev == nil || !proto.Equal(prev, cs) {
+	// Advertise what changed: the release, the wave or the state — not the
+	// object URLs, which are signed afresh at every step — and refresh the
+	// URLs before they expire.
+	key := advertKey(cs)
+	if prev, ok := c.advertised[ch.Name]; !ok || prev.key != key || c.now().Sub(prev.at) > c.readvertise() {
 		if err := c.Advertise.AdvertiseChannel(ctx, cs); err != nil {
 			return fmt.Errorf("advertise: %w", err)
 		}
 		if c.advertised == nil {
-			c.advertised = map[string]*gitfleetv1.ChannelState{}
+			c.advertised = map[string]advert{}
 		}
-		c.advertised[ch.Name] = cs
+		c.advertised[ch.Name] = advert{key: key, at: c.now()}
 	}
 	for _, o := range res.Overrides {
 		ds := &gitfleetv1.DesiredState{Fleet: fleet, DeviceId: o.DeviceID, Action: o.Action}
@@ -161,6 +168,22 @@ func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel,
 		c.log().Info("penalty box", "device", o.DeviceID, "action", o.Action, "reason", o.Reason)
 	}
 	return nil
+}
+
+type advert struct {
+	key string
+	at  time.Time
+}
+
+func advertKey(cs *gitfleetv1.ChannelState) string {
+	return fmt.Sprintf("%s|%d|%d|%s", cs.GetRelease().GetBundleDigest(), cs.GetWave().GetIndex(), cs.GetWave().GetThreshold(), cs.GetRolloutState())
+}
+
+func (c *Controller) readvertise() time.Duration {
+	if c.Readvertise > 0 {
+		return c.Readvertise
+	}
+	return 20 * time.Minute
 }
 
 // Command applies an operator's pause, resume or abort to a channel's

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gitfleet/gitfleet/firmware/trust"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
+	"github.com/gitfleet/gitfleet/server/api"
+	"github.com/gitfleet/gitfleet/server/builder"
+	"github.com/gitfleet/gitfleet/server/controller"
+	"github.com/gitfleet/gitfleet/server/gitsource"
+	"github.com/gitfleet/gitfleet/server/objects"
+	"github.com/gitfleet/gitfleet/server/recipe"
+	"github.com/gitfleet/gitfleet/server/rollout"
+	"github.com/gitfleet/gitfleet/server/store"
+)
+
+// server holds the running parts.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	keys    *signing
+	objects interface {
+		PutObject(ctx context.Context, key string, r io.Reader, size int64) error
+	}
+	presign func(ctx context.Context, key string) (string, error)
+	repo    *gitsource.Repo
+	watcher *gitsource.Watcher
+	ctrl    *controller.Controller
+
+	mu    sync.Mutex
+	fleet *recipe.Fleet // the last fleet.yaml read from the main branch
+}
+
+func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	s := &server{cfg: cfg, log: log}
+	var err error
+	if s.store, err = store.Open(ctx, cfg.Database); err != nil {
+		return err
+	}
+	defer s.store.Close()
+	if s.keys, err = loadKeys(ctx, cfg, log); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	if err := s.openObjects(ctx, mux); err != nil {
+		return err
+	}
+	if err := s.openGit(ctx); err != nil {
+		return err
+	}
+	mq, err := s.openMQTT(ctx)
+	if err != nil {
+		return err
+	}
+	s.ctrl = &controller.Controller{Fleet: s.currentFleet, Store: s.store, Advertise: mq.advertiser, Locate: s, Log: log}
+
+	apiCfg := api.Config{Store: s.store, Controller: commands{s.ctrl}, Reporter: reports{s.ctrl}, Logger: log,
+		Ready: map[string]api.Checker{"store": api.CheckFunc(func(ctx context.Context) error { _, err := s.store.Channels(ctx); return err })}}
+	if s.repo != nil {
+		apiCfg.Promoter = api.PromoterFunc(func(ctx context.Context, channel, version string) (string, error) {
+			p, err := s.repo.Promote(ctx, channel, version)
+			if err != nil {
+				return "", err
+			}
+			s.watcher.Trigger()
+			return p.Commit, nil
+		})
+		apiCfg.Trigger = s.watcher
+		if cfg.Git.WebhookSecretFile != "" {
+			if apiCfg.WebhookSecret, err = os.ReadFile(cfg.Git.WebhookSecretFile); err != nil {
+				return fmt.Errorf("git.webhook_secret_file: %w", err)
+			}
+		}
+	}
+	if cfg.API.TokensFile != "" {
+		if apiCfg.Tokens, err = api.LoadTokens(cfg.API.TokensFile); err != nil {
+			return fmt.Errorf("api.tokens_file: %w", err)
+		}
+	} else if apiCfg.Tokens, err = s.demoTokens(); err != nil {
+		return err
+	}
+	apiServer, err := api.New(apiCfg)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", apiServer)
+	httpServer := &http.Server{Addr: cfg.HTTP.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range mq.runs {
+		g.Go(func() error { return run(ctx) })
+	}
+	g.Go(func() error {
+		log.Info("serving", "api", cfg.HTTP.PublicURL+"/api/v1", "mqtt", mq.addr, "data", cfg.DataDir)
+		if err := httpServer.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return httpServer.Shutdown(sctx)
+	})
+	if s.watcher != nil {
+		g.Go(func() error { return s.watch(ctx) })
+	}
+	g.Go(func() error { return s.rollouts(ctx, mq.changed) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (s *server) openObjects(ctx context.Context, mux *http.ServeMux) error {
+	if s.cfg.Objects.S3.Endpoint != "" {
+		s3, err := objects.NewS3(ctx, s.cfg.Objects.S3)
+		if err != nil {
+			return err
+		}
+		s.objects = s3
+		s.presign = func(ctx context.Context, key string) (string, error) {
+			u, err := s3.PresignGet(ctx, key, 0)
+			if err != nil {
+				return "", err
+			}
+			return u.String(), nil
+		}
+		return nil
+	}
+	secret, err := persistentSecret(filepath.Join(s.cfg.DataDir, "keys", "objects.secret"))
+	if err != nil {
+		return err
+	}
+	local, err := objects.NewLocal(objects.LocalConfig{Dir: filepath.Join(s.cfg.DataDir, "objects"), URL: s.cfg.HTTP.PublicURL + "/objects", Secret: secret, Log: s.log})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/objects/", http.StripPrefix("/objects", local))
+	s.objects = local
+	s.presign = func(ctx context.Context, key string) (string, error) {
+		u, err := local.PresignGet(ctx, key, 0)
+		if err != nil {
+			return "", err
+		}
+		return u.String(), nil
+	}
+	return nil
+}
+
+func (s *server) openGit(ctx context.Context) error {
+	g := s.cfg.Git
+	if g.URL == "" {
+		s.log.Warn("no git.url: no releases will be built; set it in server.yaml")
+		return nil
+	}
+	var keys []byte
+	if g.Signatures.Keys != "" {
+		var err error
+		if keys, err = os.ReadFile(g.Signatures.Keys); err != nil {
+			return fmt.Errorf("git.signatures.keys: %w", err)
+		}
+	}
+	policy, err := gitsource.ParsePolicy(g.Signatures.Method, keys)
+	if err != nil {
+		return fmt.Errorf("git.signatures: %w", err)
+	}
+	s.repo, err = gitsource.Open(gitsource.Config{URL: g.URL, Branch: g.Branch, Dir: filepath.Join(s.cfg.DataDir, "git"), Policy: policy})
+	if err != nil {
+		return err
+	}
+	s.watcher = gitsource.NewWatcher(s.repo, g.Poll, g.Poll/5, s.log)
+	// Read fleet.yaml once now: the broker's ACL names the fleet.
+	if err := s.repo.Fetch(ctx); err != nil {
+		s.log.Warn("first fetch of the firmware repository failed; the watcher retries", "url", g.URL, "err", err)
+	} else {
+		s.readFleet()
+	}
+	return nil
+}
+
+// watch builds new tags and re-reads fleet.yaml at every poll.
+func (s *server) watch(ctx context.Context) error {
+	statePath := filepath.Join(s.cfg.DataDir, "git-state.json")
+	state, err := gitsource.LoadState(statePath)
+	if err != nil {
+		return err
+	}
+	b := &builder.Builder{Repo: s.repo, Store: s.store, Objects: s.objects, Signer: s.keys.targets, RepoURL: s.cfg.Git.URL,
+		Owner: s.cfg.Replica, Log: s.log, WorkDir: filepath.Join(s.cfg.DataDir, "build")}
+	if b.Verifier, err = s.keys.root.Verifier(trust.RoleTargets); err != nil {
+		return err
+	}
+	os.MkdirAll(b.WorkDir, 0o700)
+	return s.watcher.Run(ctx, state, func(ctx context.Context, ch gitsource.Changes, next gitsource.State) error {
+		s.readFleet()
+		for _, m := range ch.Moved {
+			s.log.Error("a release tag moved: it is not rebuilt; an operator must look", "tag", m)
+		}
+		for _, d := range ch.Deleted {
+			s.log.Warn("a release tag was deleted", "tag", d)
+		}
+		for _, t := range ch.New {
+			if _, err := b.Build(ctx, t); err != nil && !errors.Is(err, builder.ErrNotClaimed) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.log.Error("build", "tag", t.Name, "err", err)
+			}
+		}
+		if err := next.Save(statePath); err != nil {
+			return err
+		}
+		return s.ctrl.Step(ctx)
+	})
+}
+
+func (s *server) readFleet() {
+	fl, _, err := s.repo.Fleet()
+	if err != nil {
+		s.log.Error("fleet.yaml", "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.fleet = fl
+	s.mu.Unlock()
+}
+
+func (s *server) currentFleet() (*recipe.Fleet, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fleet == nil {
+		return nil, errors.New("no fleet.yaml read yet")
+	}
+	return s.fleet, nil
+}
+
+// rollouts steps the rollouts every few seconds and whenever devices
+// reported something.
+func (s *server) rollouts(ctx context.Context, changed <-chan struct{}) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-changed:
+		}
+		if _, err := s.currentFleet(); err != nil {
+			continue
+		}
+		if err := s.ctrl.Step(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("rollout step", "err", err)
+		}
+	}
+}
+
+// Locate says where devices fetch a release: presigned URLs of its
+// envelope and images.
+func (s *server) Locate(ctx context.Context, rel store.Release) (*gitfleetv1.Release, error) {
+	loc := &gitfleetv1.Release{Version: rel.Version, Counter: uint64(rel.Counter), BundleDigest: rel.BundleDigest,
+		Size: uint64(rel.BundleSize), Tag: rel.Tag, Commit: rel.Commit, DeviceTypes: rel.DeviceTypes}
+	var err error
+	if loc.ManifestUrl, err = s.presign(ctx, rel.ObjectKeys["envelope"]); err != nil {
+		return nil, err
+	}
+	for what, key := range rel.ObjectKeys {
+		name, ok := strings.CutPrefix(what, "image/")
+		if !ok {
+			continue
+		}
+		u, err := s.presign(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		loc.Images = append(loc.Images, &gitfleetv1.ImageLocation{Name: name, Url: u})
+	}
+	return loc, nil
+}
+
+// commands adapts the controller to the API's operator commands.
+type commands struct{ c *controller.Controller }
+
+func (x commands) Pause(ctx context.Context, ch, reason string) error {
+	return x.c.Command(ctx, ch, rollout.Pause, reason)
+}
+func (x commands) Resume(ctx context.Context, ch, reason string) error {
+	return x.c.Command(ctx, ch, rollout.Resume, reason)
+}
+func (x commands) Abort(ctx context.Context, ch, reason string) error {
+	return x.c.Command(ctx, ch, rollout.Abort, reason)
+}
+
+// reports gives the API the controller's last evaluation of a channel.
+type reports struct{ c *controller.Controller }
+
+func (x reports) Report(_ context.Context, channel string) (*rollout.Result, error) {
+	for _, st := range x.c.Statuses() {
+		if st.Channel == channel {
+			return st.Result, nil
+		}
+	}
+	return nil, nil
+}
