@@ -146,7 +146,7 @@ func (b *Builder) build(ctx context.Context, t gitsource.Tag, log io.Writer) (st
 	if err != nil {
 		return rel, err
 	}
-	counter, err := b.nextCounter(ctx)
+	counter, err := b.counter(ctx, r.RollbackIndex)
 	if err != nil {
 		return rel, err
 	}
@@ -192,18 +192,21 @@ func (b *Builder) build(ctx context.Context, t gitsource.Tag, log io.Writer) (st
 	return rel, nil
 }
 
-// nextCounter returns one more than the highest release counter so far:
-// release counters grow in the order releases are built.
-func (b *Builder) nextCounter(ctx context.Context) (uint64, error) {
+// counter returns the release counter of a new release: the highest so
+// far, raised to the recipe's rollback index, and at least 1. Counters
+// never go down from one build to the next, but they rise only when a
+// release asks (rollback_index), so that an ordinary rollback — `git
+// revert` of a promotion — is not a downgrade the devices refuse.
+func (b *Builder) counter(ctx context.Context, rollbackIndex int) (uint64, error) {
 	rels, err := b.Store.Releases(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("release counter: %w", err)
 	}
-	var top int64
+	top := max(int64(rollbackIndex), 1)
 	for _, r := range rels {
 		top = max(top, r.Counter)
 	}
-	return uint64(top) + 1, nil
+	return uint64(top), nil
 }
 
 func (b *Builder) putLog(ctx context.Context, t gitsource.Tag, log []byte) (string, error) {

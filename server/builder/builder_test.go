@@ -50,6 +50,7 @@ func firmwareRepo(t *testing.T) (string, []byte) {
 	run("init")
 	write("gitfleet.yaml", `product: acme-gateway
 device_types: [acme-gw-v2]
+rollback_index: 3
 build:
   command: ./build.sh
   timeout: 1m
@@ -102,7 +103,7 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rel.Version != "1.0.0" || rel.Counter != 1 || !strings.HasPrefix(rel.BundleDigest, "sha256:") || !strings.Contains(rel.Signer, "release@acme") {
+	if rel.Version != "1.0.0" || rel.Counter != 3 || !strings.HasPrefix(rel.BundleDigest, "sha256:") || !strings.Contains(rel.Signer, "release@acme") {
 		t.Errorf("release = %+v", rel)
 	}
 	d, err := parseDigest(rel.BundleDigest)

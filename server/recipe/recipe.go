@@ -23,6 +23,8 @@ const RecipeFile = "gitfleet.yaml"
 // validates.
 const (
 	DefaultTimeout = 30 * time.Minute
+	// MaxRollbackIndex bounds rollback_index.
+	MaxRollbackIndex = 1 << 31
 	MaxTimeout     = 24 * time.Hour
 	maxDeviceTypes = 64
 	maxNameLength  = 64
@@ -49,6 +51,12 @@ type Recipe struct {
 	Timeout time.Duration
 	// Images are the files the build leaves in the checkout.
 	Images []ImageSpec
+	// RollbackIndex is rollback_index: the lowest release counter the
+	// release may carry. Devices refuse a bundle whose counter is below the
+	// one they run, so raising it (for a security fix) keeps every older
+	// release off them for good; leaving it alone lets `git revert` of a
+	// promotion roll devices back. 0 when absent.
+	RollbackIndex int
 }
 
 // A Command is a build command: either an argument vector, run directly, or
@@ -96,6 +104,7 @@ func Parse(name string, data []byte) (*Recipe, error) {
 			)
 		}},
 		spec{"images", true, func(f field) { r.Images = d.images(f) }},
+		spec{"rollback_index", false, func(f field) { r.RollbackIndex, _ = d.integer(f, MaxRollbackIndex) }},
 	)
 	if d.err != nil {
 		return nil, d.err

@@ -147,7 +147,7 @@ func TestParseErrors(t *testing.T) {
 		{"not UTF-8", "product: \xff\n", "gitfleet.yaml: not UTF-8 text"},
 		{"too big", minimalRecipe + "#" + strings.Repeat("x", MaxFileSize) + "\n", "gitfleet.yaml: 1048689 bytes: at most 1048576 allowed"},
 		{"unknown field", replace("product: p", "product: p\nproduckt: q"),
-			"gitfleet.yaml:2: produckt: unknown field (want product, device_types, build or images)"},
+			"gitfleet.yaml:2: produckt: unknown field (want product, device_types, build, images or rollback_index)"},
 		{"unknown nested field", replace("command: make", "command: make\n  timout: 1m"),
 			"gitfleet.yaml:5: build.timout: unknown field (want command or timeout)"},
 		{"missing product", replace("product: p\n", ""), "gitfleet.yaml:1: product: missing"},
