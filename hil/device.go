@@ -172,6 +172,15 @@ func (d *device) run(ctx context.Context, cmdline string, timeout time.Duration)
 		return out, 0, errRebooted
 	}
 	rc, _ := strconv.Atoi(m.Groups[1])
+	if rc == 128+15 || rc == 128+9 {
+		// SIGTERM or SIGKILL: a reboot that was on its way when the
+		// command was typed (a shell shows its prompt while the system
+		// goes down) ends it. If the board restarts, that is what it was.
+		if m, err := d.con.Expect(ctx, d.b.BootTimeout, d.b.Banner); err == nil {
+			d.saw(m.Before)
+			return out, rc, errRebooted
+		}
+	}
 	return out, rc, nil
 }
 

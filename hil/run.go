@@ -81,18 +81,24 @@ func Run(ctx context.Context, rig *Rig, plan *Plan, opts Options) (*junit.Report
 		stopBoards()
 		vg.Wait()
 	}()
+	// Every virtual board starts before any board runs, so a board that
+	// cannot start fails the run before anything ran.
+	rigBoards := append([]Board(nil), rig.Boards...)
+	for i, b := range rigBoards {
+		if b.Virtual == nil {
+			continue
+		}
+		vb, err := startVirtual(vctx, vg, b, s.root, opts)
+		if err != nil {
+			return nil, err
+		}
+		rigBoards[i].Console = console.Config{Port: vb.ConsolePath()}
+		rigBoards[i].Power.Socket = vb.ControlPath()
+	}
 	report := &junit.Report{Name: "gitfleet-hil"}
 	var mu sync.Mutex // guards report
-	for _, b := range rig.Boards {
+	for _, b := range rigBoards {
 		suite := report.Suite(b.Name)
-		if b.Virtual != nil {
-			vb, err := startVirtual(vctx, vg, b, s.root, opts)
-			if err != nil {
-				return nil, err
-			}
-			b.Console = console.Config{Port: vb.ConsolePath()}
-			b.Power.Socket = vb.ControlPath()
-		}
 		boards.Go(func() error {
 			r := &boardRun{b: b, plan: plan, bundles: bs, opts: opts, add: func(c junit.Case) {
 				mu.Lock()

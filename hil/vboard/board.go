@@ -30,6 +30,13 @@ type Config struct {
 	// Root is the trust root.json the board pins, copied into Dir at the
 	// first start.
 	Root string
+	// Broker, if set, is the MQTT broker (tcp://HOST:PORT) of a gitfleet
+	// server: the board's system then runs the agent's daemon, `gitfleet-agent
+	// run`, which follows its channel, as a board in a fleet does. Without it
+	// the system runs `gitfleet-agent resume` only: updates come from the
+	// console (offline installs). MQTTPasswordFile holds the password of the
+	// device's broker account, whose name is DeviceID.
+	Broker, MQTTPasswordFile string
 	// ConsoleLink, if set, is a symbolic link made to the console's
 	// pseudo-terminal, so a rig file can name a stable path.
 	ConsoleLink string

@@ -136,6 +136,23 @@ func (b *Board) agentConfig(kind Kind) string {
 		"    - name: application",
 		"      command: " + health,
 		"      timeout: 10s",
+		b.mqttConfig(),
+	}, "\n")
+}
+
+// mqttConfig is the agent.yaml's mqtt section, when the board follows a
+// server's broker.
+func (b *Board) mqttConfig() string {
+	if b.cfg.Broker == "" {
+		return ""
+	}
+	q := strconv.Quote
+	return strings.Join([]string{
+		"mqtt:",
+		"  broker: " + q(b.cfg.Broker),
+		"  username: " + q(b.cfg.DeviceID),
+		"  password_file: " + q(b.cfg.MQTTPasswordFile),
+		"  keep_alive: 10s",
 		"",
 	}, "\n")
 }

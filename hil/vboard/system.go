@@ -27,9 +27,14 @@ type system struct {
 // initScript is the system's init: finish the update in progress, as an
 // init script or a systemd unit on a real board does, then a login shell.
 const initScript = `#!/bin/sh
-echo "vboard: starting gitfleet-agent resume"
-gitfleet-agent resume
-echo "vboard: gitfleet-agent resume exited with status $?"
+if [ -n "$VBOARD_DAEMON" ]; then
+	echo "vboard: starting gitfleet-agent run"
+	gitfleet-agent run >>"$HOME/agent.log" 2>&1 &
+else
+	echo "vboard: starting gitfleet-agent resume"
+	gitfleet-agent resume
+	echo "vboard: gitfleet-agent resume exited with status $?"
+fi
 echo
 echo "gitfleet vboard $VBOARD_ID ttyS0"
 echo
@@ -77,6 +82,9 @@ func (b *Board) startSystem(l load) (*system, error) {
 		"PATH=" + b.path("bin") + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"HOME=" + b.cfg.Dir, "TERM=vt100", "LANG=C",
 		"VBOARD_ID=" + b.cfg.DeviceID, "VBOARD_SHELL=" + b.cfg.Shell,
+	}
+	if b.cfg.Broker != "" {
+		cmd.Env = append(cmd.Env, "VBOARD_DAEMON=1")
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
