@@ -2,10 +2,12 @@ package update
 
 import (
 	"context"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -393,6 +395,13 @@ func (e *Engine) transition(ctx context.Context, ev Event, f *Failure) error {
 		e.onTransition(*e.j)
 	}
 	if err := e.Reporter.Report(ctx, rep); err != nil {
+		if gitfleetv1.ErrorCodeOf(err) == gitfleetv1.ErrorCode_ERROR_CODE_NO_SPACE {
+			// The outbox is past its disk budget (the device has been
+			// offline for very long). Updating matters more than this
+			// report: go on; the server sees the gap in the sequence.
+			e.Log.Warn("report dropped: the outbox is full", "state", to, "seq", rep.Seq)
+			return nil
+		}
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/bundletest"
 	"github.com/gitfleet/gitfleet/firmware/keys"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
 const slotSize = 256 << 10
@@ -419,5 +420,24 @@ func TestManualConfirmation(t *testing.T) {
 				t.Fatalf("state after Confirm(%v) = %s (err %v), want %s", healthy, got, err, want)
 			}
 		})
+	}
+}
+
+// fullOutbox refuses every report as an outbox past its disk budget does.
+type fullOutbox struct{}
+
+func (fullOutbox) Report(context.Context, update.Report) error {
+	return gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_NO_SPACE, errors.New("outbox full"))
+}
+
+// TestFullOutboxDoesNotWedgeUpdates: a device offline for very long, whose
+// outbox is full, still updates.
+func TestFullOutboxDoesNotWedgeUpdates(t *testing.T) {
+	f := newFixture(t)
+	path := f.bundleFile(t, bundletest.Release())
+	e := f.engine(t)
+	e.Reporter = fullOutbox{}
+	if err := e.Install(context.Background(), path); !errors.Is(err, update.ErrRebooting) {
+		t.Fatalf("Install with a full outbox = %v, want it to reach the reboot", err)
 	}
 }

@@ -195,7 +195,11 @@ func report(w io.Writer, e *update.Engine, err error) error {
 		return err
 	}
 	if r := j.LastResult; r != nil && r.State != update.Succeeded {
-		return fmt.Errorf("update to %s %s: %s: %s", r.Release.Version, r.State, r.Error.Code, r.Error.Message)
+		what := "update"
+		if r.Release.Version != "" {
+			what = "update to " + r.Release.Version
+		}
+		return fmt.Errorf("%s %s: %s: %s", what, r.State, r.Error.Code, r.Error.Message)
 	}
 	fmt.Fprintf(w, "running %s\n", j.Installed.Version)
 	return nil

@@ -43,6 +43,16 @@ type Config struct {
 		RebootCommand []string `yaml:"reboot_command"`
 	} `yaml:"system"`
 	MQTT MQTT `yaml:"mqtt"`
+	// Fetch configures HTTPS downloads of bundles.
+	Fetch struct {
+		// CAFile is the PEM file of the CAs that sign the object store's
+		// certificate; empty means the system's.
+		CAFile string `yaml:"ca_file"`
+		// CertFile and KeyFile, if set, are the device's client
+		// certificate for servers that want mTLS.
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"fetch"`
 }
 
 // MQTT configures the link to the broker (gitfleet-agent run).
@@ -109,7 +119,8 @@ func LoadConfig(path string) (Config, error) {
 	// files it names can move together.
 	base := filepath.Dir(path)
 	for _, p := range []*string{&c.DataDir, &c.Trust.Root, &c.Bootloader.FwEnvConfig, &c.Bootloader.GRUBEnv, &c.Bootloader.File, &c.Slots.Cmdline, &c.System.BootIDFile,
-		&c.MQTT.PasswordFile, &c.MQTT.CAFile, &c.MQTT.CertFile, &c.MQTT.KeyFile} {
+		&c.MQTT.PasswordFile, &c.MQTT.CAFile, &c.MQTT.CertFile, &c.MQTT.KeyFile,
+		&c.Fetch.CAFile, &c.Fetch.CertFile, &c.Fetch.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -174,6 +185,9 @@ func (c Config) Validate() error {
 		if err := c.Bootloader.Convention.Validate(); err != nil {
 			bad("bootloader.convention", "%v", err)
 		}
+	}
+	if (c.Fetch.CertFile == "") != (c.Fetch.KeyFile == "") {
+		bad("fetch", "set both cert_file and key_file for mTLS, or neither")
 	}
 	for i, h := range c.Health.Commands {
 		if h.Name == "" || len(h.Command) == 0 {

@@ -99,7 +99,7 @@ func TestPowerCuts(t *testing.T) {
 					cutDone = true
 				case strings.Contains(out, "panic:"):
 					t.Fatalf("resume panicked:\n%s", out)
-				case err != nil && !strings.Contains(out, "gitfleet-agent: update to"):
+				case err != nil && !strings.Contains(out, "gitfleet-agent: update"):
 					// Only a cleanly reported failed update may exit non-zero.
 					t.Fatalf("resume: %v\n%s", err, out)
 				}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -114,24 +116,54 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 			upSlots = faultSlots{Slots: slots, written: new(int64)}
 		}
 	}
+	tlsConfig, err := fetchTLS(cfg)
+	if err != nil {
+		return err
+	}
+	client := source.ClientTLS(tlsConfig)
 	d.engine = &update.Engine{
 		JournalPath: filepath.Join(cfg.DataDir, "journal.json"),
 		Verifier:    verifier,
-		Open:        openSource,
-		Slots:       upSlots,
-		Boot:        bl,
-		System:      &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand},
-		Health:      checker,
-		Reporter:    reporter,
-		Policy:      update.Policy{DeviceType: cfg.Device.Type},
-		Log:         log,
+		Open: func(_ context.Context, ref string) (update.Source, error) {
+			return source.Open(ref, client)
+		},
+		Slots:    upSlots,
+		Boot:     bl,
+		System:   &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand},
+		Health:   checker,
+		Reporter: reporter,
+		Policy:   update.Policy{DeviceType: cfg.Device.Type},
+		Log:      log,
 	}
 	return d.engine.Load()
 }
 
-// openSource opens a bundle reference (see source.Open).
-func openSource(_ context.Context, ref string) (update.Source, error) {
-	return source.Open(ref, source.ClientTLS(nil))
+// fetchTLS is the TLS configuration of bundle downloads: the object
+// store's CA and, for mTLS, the device's certificate.
+func fetchTLS(cfg Config) (*tls.Config, error) {
+	f := cfg.Fetch
+	if f.CAFile == "" && f.CertFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("fetch.ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("fetch.ca_file %s: no PEM certificate in it", f.CAFile)
+		}
+	}
+	if f.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("fetch.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 func (d *device) Close() error {
