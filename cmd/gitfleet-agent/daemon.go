@@ -34,8 +34,9 @@ type daemon struct {
 	outbox *outbox.Outbox
 	link   *link.Link
 
-	mu     sync.Mutex // serialises engine runs within the daemon
-	engine *device    // wired without the lock; the lock is taken per run
+	mu     sync.Mutex         // serialises engine runs within the daemon
+	engine *device            // wired without the lock; the lock is taken per run
+	health *gitfleetv1.Health // the last health checks' results
 
 	offers chan link.State // latest-wins hand-off from the link
 }
@@ -126,7 +127,10 @@ func (d *daemon) withEngine(fn func(e *update.Engine) error) error {
 	}
 	defer dev.Close()
 	d.engine = dev
-	dev.engine.OnTransition(d.publish)
+	dev.engine.OnTransition(func(j update.Journal) {
+		d.noteHealth(dev)
+		d.publish(j)
+	})
 	defer d.publish(dev.engine.Journal())
 	return fn(dev.engine)
 }
@@ -232,12 +236,30 @@ func (d *daemon) publish(j update.Journal) {
 			st.Version, st.Tag, st.Commit, st.BundleDigest = u.Release.Version, u.Release.Tag, u.Release.Commit, u.Release.Digest
 		}
 	}
+	st.Health = d.health
+	if st.Health == nil && j.State == update.Idle && j.Installed.Digest != "" {
+		// Committed releases passed their health checks.
+		st.Health = &gitfleetv1.Health{Ok: true}
+	}
 	if r := j.LastResult; r != nil && r.Error != nil {
 		st.LastError = &gitfleetv1.Error{Code: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[r.Error.Code]), Message: r.Error.Message}
 	}
 	if err := d.link.SetStatus(st); err != nil {
 		d.log.Error("status", "err", err)
 	}
+}
+
+// noteHealth keeps the results of the health checks the engine just ran.
+func (d *daemon) noteHealth(dev *device) {
+	if dev.checker == nil || len(dev.checker.Last) == 0 {
+		return
+	}
+	h := &gitfleetv1.Health{Ok: true}
+	for _, r := range dev.checker.Last {
+		h.Checks = append(h.Checks, &gitfleetv1.HealthCheck{Name: r.Name, Ok: r.OK, Message: gitfleetv1.CleanText(r.Message)})
+		h.Ok = h.Ok && r.OK
+	}
+	d.health = h
 }
 
 func agentVersion() string {

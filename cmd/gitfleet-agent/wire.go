@@ -26,6 +26,8 @@ type device struct {
 	engine *update.Engine
 	lock   *os.File
 	locks  []*os.File // more locks to release on Close
+	// checker holds the results of the last health checks, for the status.
+	checker *health.Checker
 }
 
 // bootloader is what the agent needs of a bootloader backend.
@@ -107,7 +109,7 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 		for _, h := range cfg.Health.Commands {
 			hc.Checks = append(hc.Checks, health.Command(h.Name, h.Command, h.Timeout))
 		}
-		checker = hc
+		checker, d.checker = hc, hc
 	}
 	var upSlots update.Slots = slots
 	if faultsArmed {
