@@ -3,16 +3,15 @@ SHELL := bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all build demo test test-short vet proto bench fuzz clean
+.PHONY: all build demo test test-short vet proto bench fuzz hil clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-# demo runs the main job on embedded defaults. Until the server lands it is
-# the offline release round trip: keys, a trust root, a signed bundle,
-# verification, and a tampered bundle refused.
+# demo runs the main job on embedded defaults: a signed tag becomes a
+# rollout to three virtual boards; a promotion and a git revert follow.
 demo: build
 	demo/run.sh
 
@@ -28,6 +27,11 @@ test-short:
 
 vet:
 	$(GO) vet ./...
+
+# hil runs the long HIL plan (hundreds of seeded power cuts) on virtual
+# boards and keeps the JUnit report; make test runs the short plan.
+hil: build
+	$(BIN)/gitfleet-hil run --rig hil/rigs/virtual.yaml --plan hil/plans/long.yaml --junit hil-report.xml --logs hil-logs
 
 proto:
 	proto/generate.sh
