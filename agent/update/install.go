@@ -30,8 +30,9 @@ func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error)
 	env, err := src.Envelope(ctx)
 	if err != nil {
 		src.Close()
-		if _, coded := errors.AsType[gitfleetv1.ErrorCoder](err); !coded && !isBundleError(err) {
-			// Not a bad bundle: it could not be fetched.
+		if failureOf(err).Code == gitfleetv1.ErrorCode_ERROR_CODE_INTERNAL.String() {
+			// Not a refused bundle (those have their own codes): it could
+			// not be fetched.
 			err = gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, err)
 		}
 		return nil, nil, err
@@ -234,16 +235,6 @@ func (e *Engine) verifySlots(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// isBundleError reports whether err is one of the bundle format's refusals.
-func isBundleError(err error) bool {
-	for _, target := range []error{bundle.ErrNotBundle, bundle.ErrUnknownFormat, bundle.ErrCorrupt, bundle.ErrTruncated, bundle.ErrOversized} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
 }
 
 // failureOf turns an error into the wire code and one-line message that

@@ -77,21 +77,22 @@ func TestDaemonFollowsChannel(t *testing.T) {
 		t.Fatalf("state after install = %s, want rebooting", j.State)
 	}
 
-	// Power-on into B; the restarted daemon confirms the release.
+	// Power-on into B; the restarted daemon confirms the release, and runs
+	// until its outbox has sent the last event.
 	b.powerOn(t)
-	runUntil(t, cfg, func() bool {
-		j, err := update.ReadJournal(filepath.Join(cfg.DataDir, "journal.json"))
-		return err == nil && j.State == update.Idle && j.Installed.Version == "1.4.0"
-	})
-
-	msgs := events.Wait(20*time.Second, func(ms []linktest.Message) bool {
+	lastSent := func(ms []linktest.Message) bool {
 		for _, m := range ms {
 			if ev, err := gitfleetv1.DecodeDeviceEvent(m.Payload); err == nil && ev.GetFromState() == "succeeded" {
 				return true
 			}
 		}
 		return false
+	}
+	runUntil(t, cfg, func() bool {
+		j, err := update.ReadJournal(filepath.Join(cfg.DataDir, "journal.json"))
+		return err == nil && j.State == update.Idle && j.Installed.Version == "1.4.0" && lastSent(events.Messages())
 	})
+	msgs := events.Messages()
 	var seq uint64
 	var states []string
 	for _, m := range msgs {
