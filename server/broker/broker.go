@@ -69,8 +69,9 @@ type Broker struct {
 }
 
 // New returns a broker for cfg that listens on its addresses already, so
-// that Addr and TLSAddr are known; Run serves them. log receives the
-// broker's own records too.
+// that Addr and TLSAddr are known, and holds the retained states kept in
+// Config.DataDir; Run serves them. log receives the broker's own records
+// too.
 func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	if len(cfg.Fleets) == 0 {
 		return nil, errors.New("embedded broker: Config.Fleets is empty: name the fleets whose devices it serves")
@@ -102,8 +103,10 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: log})
 	acc.clients = srv.Clients
 	b := &Broker{srv: srv, log: log}
-	if err := srv.AddHook(acc, nil); err != nil {
-		return nil, fmt.Errorf("embedded broker: %w", err)
+	for _, h := range []mqtt.Hook{acc, &unretained{}} {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
 	}
 	if cfg.DataDir != "" {
 		rs, err := openRetainedStore(cfg.DataDir, log)
@@ -112,6 +115,12 @@ func New(cfg Config, log *slog.Logger) (*Broker, error) {
 		}
 		if err := srv.AddHook(rs, nil); err != nil {
 			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+		// Back now rather than when Run starts serving: the server in the
+		// same process subscribes through the inline client before that,
+		// and a subscription gets only the retained messages already there.
+		for _, pk := range rs.packets() {
+			srv.Topics.RetainMessage(pk)
 		}
 	}
 
@@ -184,8 +193,7 @@ func (b *Broker) TLSAddr() string { return b.tlsAddr }
 func (b *Broker) Server() *mqtt.Server { return b.srv }
 
 // Run serves clients until ctx ends, then disconnects them, closes the
-// listeners and returns nil. Retained channel and desired states kept in
-// Config.DataDir are back before the first client is let in.
+// listeners and returns nil.
 func (b *Broker) Run(ctx context.Context) error {
 	if err := b.srv.Serve(); err != nil {
 		b.srv.Close()

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/gitfleet/gitfleet/agent/link/linktest"
 	"github.com/gitfleet/gitfleet/proto/topic"
@@ -164,7 +167,29 @@ func TestRetainedStatesSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b2 := startBroker(t, cfg)
+	// The server in the same process subscribes before the broker serves.
+	b2, err := broker.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inline []string
+	if err := b2.Server().Subscribe(channel, 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		inline = append(inline, string(pk.Payload))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"channel"}; !slices.Equal(inline, want) {
+		t.Errorf("before serving, an inline subscription got %q, want %q", inline, want)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- b2.Run(ctx2) }()
+	t.Cleanup(func() {
+		cancel2()
+		if err := <-done2; err != nil {
+			t.Error(err)
+		}
+	})
 	sub := mustDial(t, b2.Addr(), login{user: serverUser, password: accounts[serverUser]}, "server")
 	sub.subscribe(t, "gitfleet/#")
 	sub.wait(t, channel)

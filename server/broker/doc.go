@@ -45,13 +45,15 @@
 //
 // The retained channel and desired states — the server's signed messages,
 // one per channel and per device override — are kept in Config.DataDir
-// (RetainedFile), rewritten atomically at each change, and are back before
-// the first client is let in after a restart. The advertiser republishes them
+// (RetainedFile), rewritten atomically at each change, and are back as soon
+// as New returns, before any client, inline or not, subscribes. The advertiser republishes them
 // anyway, with a higher sequence, well before they expire; keeping them spares
 // devices that reconnect first a moment without them, and keeps overrides
-// that only the broker holds. Devices' retained statuses are not kept: a
-// device publishes its status as soon as it reconnects, and the fleet
-// database has the last one. Sessions live in memory: after a restart a
-// device's persistent session starts afresh and the agent subscribes again,
-// as it does on every connection.
+// that only the broker holds. Devices' statuses, which the agent publishes
+// retained, and their last wills are not retained at all: the server in the
+// same process hears each one as it comes, the fleet database keeps the last,
+// and mochi-mqtt looks at every retained message once a second, which for a
+// whole fleet's statuses costs a core. Sessions live in memory: after a
+// restart a device's persistent session starts afresh and the agent
+// subscribes again, as it does on every connection.
 package broker

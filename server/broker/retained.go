@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/gitfleet/gitfleet/internal/atomicfile"
@@ -33,8 +33,8 @@ type retainedRecord struct {
 }
 
 // retainedStore is the hook that keeps the retained messages of the
-// server's own topics — channel and desired states — in a file, and gives
-// them back to the broker when it starts. They are few (one per channel and
+// server's own topics — channel and desired states — in a file, from which
+// New gives them back to the broker. They are few (one per channel and
 // per device override) and change a few times an hour, so the whole file is
 // rewritten atomically at each change. Devices' retained statuses are not
 // kept: a device publishes its status again as soon as it reconnects, and the
@@ -76,7 +76,7 @@ func openRetainedStore(dir string, log *slog.Logger) (*retainedStore, error) {
 func (s *retainedStore) ID() string { return "gitfleet-retained" }
 
 func (s *retainedStore) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.StoredRetainedMessages
+	return b == mqtt.OnRetainMessage
 }
 
 // kept reports whether the retained message on the topic called name is one
@@ -125,20 +125,54 @@ func (s *retainedStore) write() error {
 	return nil
 }
 
-// StoredRetainedMessages gives the broker the messages read at start.
-func (s *retainedStore) StoredRetainedMessages() ([]storage.Message, error) {
+// packets returns the messages read at start, as retained packets.
+func (s *retainedStore) packets() []packets.Packet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]storage.Message, 0, len(s.msgs))
+	out := make([]packets.Packet, 0, len(s.msgs))
 	for _, r := range s.msgs {
-		out = append(out, storage.Message{
-			ID:          "retained_" + r.Topic,
-			T:           storage.RetainedKey,
+		out = append(out, packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 			TopicName:   r.Topic,
 			Payload:     r.Payload,
 			Created:     r.Created,
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		})
 	}
-	return out, nil
+	return out
+}
+
+// unretained is the hook that keeps devices' statuses, and their last
+// wills, from being retained. The server in the same process hears each one
+// as it comes and the fleet database keeps the last; and mochi-mqtt looks at
+// every retained message once a second, which for the statuses of a whole
+// fleet costs a core.
+type unretained struct {
+	mqtt.HookBase
+}
+
+func (*unretained) ID() string { return "gitfleet-unretained" }
+
+func (*unretained) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnWill }
+
+func (*unretained) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Retain && isStatus(pk.TopicName) {
+		pk.FixedHeader.Retain = false
+	}
+	return pk, nil
+}
+
+func (*unretained) OnWill(_ *mqtt.Client, w mqtt.Will) (mqtt.Will, error) {
+	if w.Retain && isStatus(w.TopicName) {
+		w.Retain = false
+	}
+	return w, nil
+}
+
+// isStatus reports whether the topic called name is a device's status topic.
+func isStatus(name string) bool {
+	if !strings.HasSuffix(name, "/status") {
+		return false
+	}
+	t, err := topic.Parse(name)
+	return err == nil && t.Kind == topic.KindStatus
 }
