@@ -131,6 +131,7 @@ func (p *Paho) options() (*mqtt.ClientOptions, error) {
 		SetConnectRetryInterval(time.Second).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(orDefault(cfg.MaxReconnectInterval, 30*time.Second)).
+		SetCustomOpenConnectionFn(dial).
 		SetDefaultPublishHandler(p.route).
 		SetOnConnectHandler(p.connected).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
