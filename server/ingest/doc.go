@@ -10,9 +10,10 @@
 // the broker's ACL let through.
 //
 // Statuses are snapshots. They are stored in batches, one transaction for
-// the statuses waiting when a batch starts, and of several of one device in
-// a batch only the latest by the device's clock is written. A last will
-// (online false and nothing else) only marks the device offline.
+// the statuses waiting when a batch starts, by a few writers, each device's
+// by one; of several statuses of one device in a batch only the latest by
+// the device's clock is written. A last will (online false and nothing else)
+// only marks the device offline.
 //
 // Events are a log. Each is appended to its device's stream
 // (store.AppendEvent), which tells a duplicate — a QoS 1 redelivery or an

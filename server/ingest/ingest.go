@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -31,6 +30,14 @@ const (
 // storeRetry is how a write to the store is tried again: for about a minute
 // in all, after which the messages are dropped and counted.
 var storeRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 15 * time.Second, Attempts: 8}
+
+// Store is the fleet database, as an Ingest writes it: a *store.Store.
+type Store interface {
+	PutDevices(ctx context.Context, ds []store.Device) error
+	SetOnline(ctx context.Context, id string, online bool) error
+	AppendEvent(ctx context.Context, e store.Event) (store.Appended, error)
+	RecordFailure(ctx context.Context, device, release string) (int, error)
+}
 
 // Subscriber is what Run receives messages through: a bus.Client.
 type Subscriber interface {
@@ -82,7 +89,7 @@ type Update struct {
 // documentation.
 type Ingest struct {
 	cfg   Config
-	store *store.Store
+	store Store
 	log   *slog.Logger
 	seed  maphash.Seed
 	c     counters
@@ -96,7 +103,7 @@ type Ingest struct {
 }
 
 // New returns an Ingest of cfg's fleet into st.
-func New(cfg Config, st *store.Store, log *slog.Logger) (*Ingest, error) {
+func New(cfg Config, st Store, log *slog.Logger) (*Ingest, error) {
 	if err := topic.CheckID(cfg.Fleet); err != nil {
 		return nil, fmt.Errorf("ingest: Config.Fleet: %w", err)
 	}

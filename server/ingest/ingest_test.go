@@ -67,7 +67,7 @@ func (u *updates) get() []ingest.Update {
 
 // startIngest runs an Ingest of fleet into st through c until the test
 // ends, and waits until it subscribed.
-func startIngest(t testing.TB, fleet string, c bus.Client, st *store.Store, cfg ingest.Config) *ingest.Ingest {
+func startIngest(t testing.TB, fleet string, c bus.Client, st ingest.Store, cfg ingest.Config) *ingest.Ingest {
 	t.Helper()
 	cfg.Fleet = fleet
 	in, err := ingest.New(cfg, st, slog.New(slog.DiscardHandler))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
@@ -97,6 +98,9 @@ func (in *Ingest) storeStatuses(ctx context.Context, batch []statusItem) {
 	var devices []store.Device
 	var wills []statusItem
 	kept := make([]statusItem, 0, len(order))
+	// In id order, the rows and index entries of one batch are written in
+	// one pass over each B-tree, not in the order devices happened to report.
+	slices.Sort(order)
 	for _, id := range order {
 		it := batch[latest[id]]
 		kept = append(kept, it)
