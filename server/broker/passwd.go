@@ -29,6 +29,13 @@ const (
 	pbkdf2KeyLen     = sha512.Size
 )
 
+// Limits on the work one password check takes, so that a password file
+// cannot make each connection cost seconds of CPU.
+const (
+	maxIterations = 1_000_000
+	maxBcryptCost = 14
+)
+
 // HashPassword returns the password-file hash of password in the format
 // mosquitto_passwd 2.0 writes ("$7$": PBKDF2-HMAC-SHA512, 101 iterations,
 // a 12-byte random salt), for a line "NAME:HASH" of a password file that
@@ -64,8 +71,12 @@ func parseHash(s string) (hash, error) {
 	case strings.HasPrefix(s, "$6$"):
 		return parseSHA512(s)
 	case strings.HasPrefix(s, "$2a$"), strings.HasPrefix(s, "$2b$"), strings.HasPrefix(s, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(s)); err != nil {
+		cost, err := bcrypt.Cost([]byte(s))
+		if err != nil {
 			return nil, fmt.Errorf("bcrypt hash: %w", err)
+		}
+		if cost > maxBcryptCost {
+			return nil, fmt.Errorf("bcrypt cost %d is above %d: every connection would take seconds of CPU", cost, maxBcryptCost)
 		}
 		return bcryptHash(s), nil
 	case !strings.HasPrefix(s, "$"):
@@ -88,8 +99,8 @@ func parsePBKDF2(s string) (hash, error) {
 		return nil, errors.New("$7$ hash: want $7$ITERATIONS$SALT$HASH")
 	}
 	n, err := strconv.Atoi(parts[2])
-	if err != nil || n < 1 || n > 10_000_000 {
-		return nil, fmt.Errorf("$7$ hash: iterations %q is not a number from 1 to 10000000", parts[2])
+	if err != nil || n < 1 || n > maxIterations {
+		return nil, fmt.Errorf("$7$ hash: iterations %q is not a number from 1 to %d", parts[2], maxIterations)
 	}
 	salt, err := base64.StdEncoding.DecodeString(parts[3])
 	if err != nil || len(salt) == 0 {

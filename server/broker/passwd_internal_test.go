@@ -58,6 +58,8 @@ func TestParsePasswordsRefuses(t *testing.T) {
 		{"short hash", "device-1:$7$101$FL6ZIayCz/iIbbNQ$P3wh\n", "the hash is not 64 bytes of base64"},
 		{"bad iterations", "device-1:$7$0$FL6ZIayCz/iIbbNQ$P3wh\n", "iterations \"0\""},
 		{"bad bcrypt", "device-1:$2y$xx\n", "bcrypt hash"},
+		{"slow bcrypt", "device-1:$2y$20$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY\n", "bcrypt cost 20 is above 14"},
+		{"slow pbkdf2", "device-1:$7$2000000$FL6ZIayCz/iIbbNQ$P3wh\n", "iterations \"2000000\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parsePasswords("passwd", []byte(tc.file))
@@ -80,4 +82,26 @@ func TestParsePasswords(t *testing.T) {
 	if !accounts["device-1"].verify([]byte("secret")) {
 		t.Error("device-1's password does not verify")
 	}
+}
+
+// FuzzParsePasswords checks that no password file makes the parser panic,
+// and that every account it accepts has a name that can be a topic level.
+func FuzzParsePasswords(f *testing.F) {
+	good := "$7$101$FL6ZIayCz/iIbbNQ$P3wh/0SEZOgxW+Wyb5nV86gVjBB8EEzvTeMdD5nFaV+aZOz+e+/5oPFyn/EgXw9JotnZOyKbodr4UwG7NHtudg=="
+	f.Add([]byte("# accounts\ndevice-1:" + good + "\n"))
+	f.Add([]byte("device-1:$6$MDEyMzQ1Njc4OWFi$AAAA\n"))
+	f.Add([]byte("device-1:$2y$10$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY\r\n"))
+	f.Add([]byte("a:b:c\n:\n\n#\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		accounts, err := parsePasswords("passwd", data)
+		if err != nil {
+			return
+		}
+		for name, h := range accounts {
+			if strings.ContainsAny(name, "/+#") || name == "" {
+				t.Errorf("accepted account %q, which cannot be a topic level", name)
+			}
+			h.verify([]byte("x"))
+		}
+	})
 }
