@@ -293,7 +293,7 @@ func (c *Controller) fleetDevices(ctx context.Context, fleet string) ([]store.De
 func (c *Controller) devices(ctx context.Context, members []store.Device, rel store.Release) ([]rollout.Device, error) {
 	out := make([]rollout.Device, 0, len(members))
 	for _, d := range members {
-		failures, err := c.Store.Failures(ctx, d.ID, rel.Version)
+		failures, err := c.Store.Failures(ctx, d.ID, rel.BundleDigest) // ingest counts failures by bundle digest
 		if err != nil {
 			return nil, err
 		}

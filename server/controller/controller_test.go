@@ -135,7 +135,7 @@ func TestRolloutAdvancesOnConfirmedBootsAndHalts(t *testing.T) {
 	for i := range devices {
 		if devices[i].BundleDigest != digest && failed < 20 {
 			devices[i].UpdateState, devices[i].TargetBundleDigest, devices[i].ErrorCode = "idle", digest, "ERROR_CODE_HEALTH_CHECK_FAILED"
-			if _, err := st.RecordFailure(ctx, devices[i].ID, "1.4.0"); err != nil {
+			if _, err := st.RecordFailure(ctx, devices[i].ID, digest); err != nil {
 				t.Fatal(err)
 			}
 			failed++
@@ -149,6 +149,28 @@ func TestRolloutAdvancesOnConfirmedBootsAndHalts(t *testing.T) {
 		t.Fatalf("after %d failures: channel %+v, advert state %v; want halted", failed, sc, adv.last().GetRolloutState())
 	}
 	t.Logf("halted: %s", sc.Reason)
+	// A device that failed the release three times goes into the penalty
+	// box: the server cancels the release for it with a desired state.
+	var boxed string
+	for i := range devices {
+		if devices[i].ErrorCode != "" {
+			boxed = devices[i].ID
+			break
+		}
+	}
+	for range 2 {
+		if _, err := st.RecordFailure(ctx, boxed, digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	found := false
+	for _, ds := range adv.desired {
+		found = found || (ds.GetDeviceId() == boxed && ds.GetAction() == gitfleetv1.Action_ACTION_CANCEL)
+	}
+	if !found {
+		t.Errorf("device %s failed 3 times but got no cancel (desired states %v)", boxed, adv.desired)
+	}
 	if err := c.Command(ctx, "production", rollout.Resume, "failures reviewed"); err != nil {
 		t.Fatal(err)
 	}
