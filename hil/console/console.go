@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -221,7 +222,15 @@ func (c *Console) Send(line string) error {
 // Break sends a break of duration d (on a pseudo-terminal it is accepted and
 // has no effect).
 func (c *Console) Break(d time.Duration) error {
-	if err := c.port.Break(d); err != nil {
+	var err error
+	// The break's ioctl can be interrupted by a signal (Go's own preemption
+	// signal among them): sending it again is harmless.
+	for range 5 {
+		if err = c.port.Break(d); !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("console: break: %w", err)
 	}
 	return nil
