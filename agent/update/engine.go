@@ -196,8 +196,8 @@ func (e *Engine) Resume(ctx context.Context) error {
 	// Re-send the last report, in every state, idle too: the crash may have
 	// come between persisting the transition and recording its report.
 	if e.j.Last() != nil {
-		if err := e.Reporter.Report(ctx, *e.j.Last()); err != nil {
-			return fmt.Errorf("report: %w", err)
+		if err := e.report(ctx, *e.j.Last()); err != nil {
+			return err
 		}
 	}
 	if e.j.State == Idle {
@@ -394,14 +394,19 @@ func (e *Engine) transition(ctx context.Context, ev Event, f *Failure) error {
 	if e.onTransition != nil {
 		e.onTransition(*e.j)
 	}
-	if err := e.Reporter.Report(ctx, rep); err != nil {
-		if gitfleetv1.ErrorCodeOf(err) == gitfleetv1.ErrorCode_ERROR_CODE_NO_SPACE {
-			// The outbox is past its disk budget (the device has been
-			// offline for very long). Updating matters more than this
-			// report: go on; the server sees the gap in the sequence.
-			e.Log.Warn("report dropped: the outbox is full", "state", to, "seq", rep.Seq)
-			return nil
-		}
+	return e.report(ctx, rep)
+}
+
+// report hands rep to the reporter. A full outbox (the device has been
+// offline for very long) does not stop the update: updating matters more
+// than this report, and the server sees the gap in the sequence.
+func (e *Engine) report(ctx context.Context, rep Report) error {
+	err := e.Reporter.Report(ctx, rep)
+	if err != nil && gitfleetv1.ErrorCodeOf(err) == gitfleetv1.ErrorCode_ERROR_CODE_NO_SPACE {
+		e.Log.Warn("report dropped: the outbox is full", "state", rep.To, "seq", rep.Seq)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil

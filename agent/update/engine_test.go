@@ -440,4 +440,14 @@ func TestFullOutboxDoesNotWedgeUpdates(t *testing.T) {
 	if err := e.Install(context.Background(), path); !errors.Is(err, update.ErrRebooting) {
 		t.Fatalf("Install with a full outbox = %v, want it to reach the reboot", err)
 	}
+	// After the reboot, Resume sends the last report again: still full.
+	f.dev.powerOn()
+	e = f.engine(t)
+	e.Reporter = fullOutbox{}
+	if err := e.Resume(context.Background()); err != nil {
+		t.Fatalf("Resume with a full outbox = %v", err)
+	}
+	if got := e.Journal().State; got != update.Idle {
+		t.Errorf("state after resume = %s, want idle (committed)", got)
+	}
 }
