@@ -3,7 +3,6 @@ package link
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/gitfleet/gitfleet/firmware/trust"
 	"github.com/gitfleet/gitfleet/internal/backoff"
+	"github.com/gitfleet/gitfleet/internal/tlsfiles"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"github.com/gitfleet/gitfleet/proto/topic"
 )
@@ -251,14 +251,11 @@ func (l *Link) clientOptions() (*mqtt.ClientOptions, error) {
 func (c Config) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pool, err := tlsfiles.CertPool(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("Config.CAFile: %w", err)
+			return nil, fmt.Errorf("Config.CAFile %s: %w", c.CAFile, err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("Config.CAFile %s: no PEM certificate in it", c.CAFile)
-		}
+		tc.RootCAs = pool
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return nil, errors.New("Config.CertFile and KeyFile: set both for mutual TLS, or neither")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/gitfleet/gitfleet/agent/system"
 	"github.com/gitfleet/gitfleet/agent/update"
 	"github.com/gitfleet/gitfleet/firmware/trust"
+	"github.com/gitfleet/gitfleet/internal/tlsfiles"
 )
 
 // device holds the parts of the agent wired from a config.
@@ -149,14 +149,11 @@ func fetchTLS(cfg Config) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.CAFile != "" {
-		pem, err := os.ReadFile(f.CAFile)
+		pool, err := tlsfiles.CertPool(f.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("fetch.ca_file: %w", err)
+			return nil, fmt.Errorf("fetch.ca_file %s: %w", f.CAFile, err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("fetch.ca_file %s: no PEM certificate in it", f.CAFile)
-		}
+		tc.RootCAs = pool
 	}
 	if f.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)

@@ -3,15 +3,14 @@ package broker
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/gitfleet/gitfleet/internal/tlsfiles"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"github.com/gitfleet/gitfleet/proto/topic"
 )
@@ -164,15 +163,11 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
+		pool, err := tlsfiles.CertPool(c.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("Config.ClientCAFile: %w", err)
+			return nil, fmt.Errorf("Config.ClientCAFile %s: %w", c.ClientCAFile, err)
 		}
-		tc.ClientCAs = x509.NewCertPool()
-		if !tc.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("Config.ClientCAFile %s: no PEM certificate in it", c.ClientCAFile)
-		}
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
 }

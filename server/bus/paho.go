@@ -3,17 +3,17 @@ package bus
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/gitfleet/gitfleet/internal/tlsfiles"
 )
 
 // PahoConfig says which external broker a Paho client talks to, and as whom.
@@ -152,14 +152,11 @@ func orDefault(d, def time.Duration) time.Duration {
 func (c PahoConfig) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pool, err := tlsfiles.CertPool(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("PahoConfig.CAFile: %w", err)
+			return nil, fmt.Errorf("PahoConfig.CAFile %s: %w", c.CAFile, err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("PahoConfig.CAFile %s: no PEM certificate in it", c.CAFile)
-		}
+		tc.RootCAs = pool
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return nil, errors.New("PahoConfig.CertFile and KeyFile: set both, or neither")
