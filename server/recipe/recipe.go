@@ -25,12 +25,12 @@ const (
 	DefaultTimeout = 30 * time.Minute
 	// MaxRollbackIndex bounds rollback_index.
 	MaxRollbackIndex = 1 << 31
-	MaxTimeout     = 24 * time.Hour
-	maxDeviceTypes = 64
-	maxNameLength  = 64
-	maxArgs        = 256
-	maxArgLength   = 64 << 10
-	maxPathLength  = 1024
+	MaxTimeout       = 24 * time.Hour
+	maxDeviceTypes   = 64
+	maxNameLength    = 64
+	maxArgs          = 256
+	maxArgLength     = 64 << 10
+	maxPathLength    = 1024
 )
 
 // nameRE is the spelling of product names, device types, image names,
