@@ -124,7 +124,9 @@ func TestDaemonFollowsChannel(t *testing.T) {
 			return false
 		}
 		st, err := gitfleetv1.DecodeDeviceStatus(ms[len(ms)-1].Payload)
-		if err != nil || !st.GetOnline() {
+		// The link may publish a bare online status as it connects, before
+		// the engine has said anything: wait for the engine's.
+		if err != nil || !st.GetOnline() || st.GetUpdateState() == "" {
 			return false
 		}
 		last = st
