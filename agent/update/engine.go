@@ -117,6 +117,7 @@ type Engine struct {
 	cancel       atomic.Bool
 	progress     func(done, total int64)
 	onTransition func(Journal)
+	written      written // fingerprints of the chunks written, for the read-back
 }
 
 // OnTransition sets a function called with the journal after every

@@ -451,3 +451,68 @@ func TestFullOutboxDoesNotWedgeUpdates(t *testing.T) {
 		t.Errorf("state after resume = %s, want idle (committed)", got)
 	}
 }
+
+// TestReadBackFindsAChangedSlot changes one byte of the written slot just
+// before the read-back: in the process that wrote it (checked against the
+// fingerprints taken while writing) and after a restart (checked against
+// the manifest's digests). Either way the update fails cleanly and the
+// device stays on its old slot.
+func TestReadBackFindsAChangedSlot(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same process", true: "after a restart"}[restart], func(t *testing.T) {
+			f := newFixture(t)
+			path := f.bundleFile(t, bundletest.Release())
+			activeBefore := f.slot(t, "A", "rootfs")
+			bootBefore := f.dev.bootState()
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+
+			e := f.engine(t)
+			e.OnTransition(func(j update.Journal) {
+				if j.State != update.Verifying {
+					return
+				}
+				p := f.dev.path("B", "rootfs")
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b[150_000] ^= 0x10
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Error(err)
+				}
+				if restart {
+					stop() // the agent stops in verifying
+				}
+			})
+			err := e.Install(ctx, path)
+			if restart {
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Install = %v, want it stopped in verifying", err)
+				}
+				e = f.engine(t)
+				err = e.Resume(context.Background())
+			}
+			if err != nil {
+				t.Fatalf("got %v, want a clean failure", err)
+			}
+			j := e.Journal()
+			if j.LastResult == nil || j.LastResult.State != update.Failed || j.LastResult.Error.Code != "ERROR_CODE_CORRUPT_CHUNK" {
+				t.Fatalf("last result = %+v, want failed with ERROR_CODE_CORRUPT_CHUNK", j.LastResult)
+			}
+			// The changed byte is in chunk 36 of 4 KiB; each path says how
+			// it found the change.
+			want := map[bool]string{false: "reads back other bytes than were written", true: "SHA-256 does not match the manifest"}[restart]
+			if msg := j.LastResult.Error.Message; !strings.Contains(msg, "read back image rootfs") || !strings.Contains(msg, "chunk 36 ") || !strings.Contains(msg, want) {
+				t.Errorf("message %q does not name the image and chunk read back, or not %q", msg, want)
+			}
+			if !bytes.Equal(f.slot(t, "A", "rootfs"), activeBefore) {
+				t.Error("the active slot changed")
+			}
+			if got := f.dev.bootState(); got != bootBefore {
+				t.Errorf("bootloader = %s, was %s", got, bootBefore)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package update
+
+import (
+	"fmt"
+	"hash/maphash"
+	"io"
+
+	"github.com/gitfleet/gitfleet/firmware/bundle"
+)
+
+// written holds fingerprints of the chunks this process wrote to the slots,
+// for the read-back: a keyed 64-bit hash (hash/maphash, AES-based, a random
+// seed per process) of each chunk, taken as it was written, after it
+// matched its SHA-256 digest in the signed manifest. Reading a chunk back
+// and finding its fingerprint shows the slot returns the bytes that were
+// verified: a failing medium or a stray writer is caught except with odds
+// of 2^-64, and as the seed never leaves the process, no one can prepare
+// other bytes that match.
+//
+// Fingerprints live in memory only: after a restart the read-back checks
+// the manifest's digests instead.
+type written struct {
+	seed   maphash.Seed
+	digest string // the release the fingerprints are of
+	images map[string]*writtenImage
+}
+
+// A writtenImage holds the fingerprints of one image's chunks.
+type writtenImage struct {
+	seed  maphash.Seed
+	im    *bundle.Image
+	sums  []uint64
+	taken []bool
+}
+
+// reset starts the fingerprints of release digest afresh, unless they are
+// of it already: a write resumed in the same process keeps the chunks it
+// fingerprinted before.
+func (w *written) reset(digest string) {
+	if w.images != nil && w.digest == digest {
+		return
+	}
+	w.seed, w.digest, w.images = maphash.MakeSeed(), digest, map[string]*writtenImage{}
+}
+
+// of returns the fingerprints of im, to be filled by the writer.
+func (w *written) of(im *bundle.Image) *writtenImage {
+	wi := w.images[im.Name]
+	if wi == nil || wi.im.ChunkSize != im.ChunkSize || len(wi.sums) != len(im.Chunks) {
+		wi = &writtenImage{seed: w.seed, im: im, sums: make([]uint64, len(im.Chunks)), taken: make([]bool, len(im.Chunks))}
+		w.images[im.Name] = wi
+	}
+	return wi
+}
+
+// image returns the fingerprints of im of release digest, or nil.
+func (w *written) image(digest string, im *bundle.Image) *writtenImage {
+	if w.digest != digest {
+		return nil
+	}
+	return w.images[im.Name]
+}
+
+// add records the fingerprint of p, written at image offset off, when p is
+// exactly one chunk.
+func (wi *writtenImage) add(off int64, p []byte) {
+	if wi == nil || off%wi.im.ChunkSize != 0 {
+		return
+	}
+	i := int(off / wi.im.ChunkSize)
+	if i >= len(wi.sums) || int64(len(p)) != wi.im.ChunkLen(i) {
+		return
+	}
+	wi.sums[i], wi.taken[i] = maphash.Bytes(wi.seed, p), true
+}
+
+// complete reports whether every chunk of the image was fingerprinted.
+func (wi *writtenImage) complete() bool {
+	if wi == nil {
+		return false
+	}
+	for _, ok := range wi.taken {
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// check reads the image from r and compares each chunk with its
+// fingerprint. It streams through a small buffer: a chunk is never held
+// whole.
+func (wi *writtenImage) check(r io.Reader) error {
+	buf := make([]byte, min(wi.im.ChunkSize, 256<<10))
+	var h maphash.Hash
+	h.SetSeed(wi.seed)
+	for i, want := range wi.sums {
+		h.Reset()
+		n := wi.im.ChunkLen(i)
+		if got, err := io.CopyBuffer(&h, io.LimitReader(r, n), buf); err != nil {
+			return fmt.Errorf("chunk %d: %w", i, err)
+		} else if got != n {
+			return fmt.Errorf("%w: image %s ends in chunk %d at byte %d of %d", bundle.ErrTruncated, wi.im.Name, i, int64(i)*wi.im.ChunkSize+got, wi.im.Size)
+		}
+		if h.Sum64() != want {
+			return fmt.Errorf("%w: image %s chunk %d (bytes %d-%d) reads back other bytes than were written", bundle.ErrCorrupt, wi.im.Name, i, int64(i)*wi.im.ChunkSize, int64(i)*wi.im.ChunkSize+n-1)
+		}
+	}
+	return nil
+}
