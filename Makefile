@@ -7,8 +7,9 @@ BIN   := bin
 
 all: build
 
+# Static binaries: the agent runs on devices without a matching libc.
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 # demo runs the main job on embedded defaults: a signed tag becomes a
 # rollout to three virtual boards; a promotion and a git revert follow.
@@ -36,12 +37,11 @@ hil: build
 proto:
 	proto/generate.sh
 
-# bench prints the bundle figures beside the hash limits, then the agent's
-# install beside dd, the hash limits and the peers (RAUC, SWUpdate, Mender)
-# that are installed.
+# bench runs every benchmark (bundle, agent install beside dd, the hash
+# limit and the installed peers RAUC/SWUpdate/Mender, server, fleet
+# simulator) and prints one table of figures, limits and ratios.
 bench: build
-	bench/run.sh
-	bench/agent.sh
+	bench/all.sh
 
 # fuzz runs every fuzz target of the module (FUZZTIME each, default 20s).
 fuzz:

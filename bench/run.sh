@@ -5,11 +5,13 @@
 # The image is the peer benchmark's (../shared/bench/peers): the first
 # SIZE_MIB MiB of the AES-128-CTR keystream, deterministic and incompressible.
 #
-# Environment: SIZE_MIB (default 256), RUNS (default 3), KEEP=1 keeps the work dir.
+# Environment: SIZE_MIB (default 256), RUNS (default 3), KEEP=1 keeps the work dir;
+# BENCH_ROWS collects the summary rows (bench/lib.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$PWD
+source bench/lib.sh
 gitfleet="$root/bin/gitfleet"
 SIZE_MIB=${SIZE_MIB:-256}
 RUNS=${RUNS:-3}
@@ -79,3 +81,8 @@ printf '%s\n' "$(nproc) CPU, $(uname -r), Go $(go env GOVERSION), $(openssl vers
 } | column -t -s '|'
 echo
 echo "goal: verify and stream read within 1.2x the hash limit; RSS flat in image size (last row's RSS ratio near 1)"
+
+row "bundle verify (file), 256 MiB" "${wall[verify]}" s "openssl sha256 (hash limit)" "$hash" "<= 1.2x"
+row "bundle verify - (stream read)" "${wall[stream]}" s "openssl sha256 (hash limit)" "$hash" "<= 1.2x"
+row "bundle create" "${wall[create]}" s "openssl sha256 (hash limit)" "$hash" "-"
+row "bundle verify peak RSS, 64 MiB vs 256 MiB image" "$((rss[verify64] / 1024))" MiB "RSS at 256 MiB" "$((rss[verify] / 1024))" "flat (~1.00x)"
