@@ -416,9 +416,15 @@ func (l *Link) subscribe(ctx context.Context, s *session) bool {
 }
 
 // publishStatus publishes the status, retained, at QoS 1, without waiting
-// for the broker: the next change or heartbeat supersedes it anyway.
+// for the broker: the next change or heartbeat supersedes it anyway. Until
+// the first SetStatus there is nothing to say: a bare "online" without the
+// slot and release would only make the server forget what it knew.
 func (l *Link) publishStatus(s *session) {
-	b, err := proto.Marshal(l.onlineStatus())
+	st := l.onlineStatus()
+	if st == nil {
+		return
+	}
+	b, err := proto.Marshal(st)
 	if err != nil {
 		l.log.Error("link: encode the status", "err", err)
 		return
@@ -426,13 +432,15 @@ func (l *Link) publishStatus(s *session) {
 	s.client.Publish(l.statusTopic, 1, true, b)
 }
 
-// onlineStatus returns the status to publish now.
+// onlineStatus returns the status to publish now, or nil before the first
+// SetStatus.
 func (l *Link) onlineStatus() *gitfleetv1.DeviceStatus {
-	st := new(gitfleetv1.DeviceStatus)
 	l.mu.Lock()
-	if l.status != nil {
-		st = proto.Clone(l.status).(*gitfleetv1.DeviceStatus)
+	if l.status == nil {
+		l.mu.Unlock()
+		return nil
 	}
+	st := proto.Clone(l.status).(*gitfleetv1.DeviceStatus)
 	l.mu.Unlock()
 	st.DeviceId, st.ProtocolVersion = l.cfg.Device, gitfleetv1.ProtocolVersion
 	st.Online, st.Time = true, timestamppb.New(l.now())

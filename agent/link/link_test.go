@@ -256,6 +256,9 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := l.SetStatus(&gitfleetv1.DeviceStatus{Version: "1.3.0", UpdateState: "idle"}); err != nil {
+		t.Fatal(err)
+	}
 	run(t, l)
 	// The broker's ACL lets the certificate's name publish only under its
 	// own devices/<id>/: the status arriving shows who the broker saw.
