@@ -82,7 +82,7 @@ func TestRolloutAdvancesOnConfirmedBootsAndHalts(t *testing.T) {
 			Version: "1.3.0", BundleDigest: "sha256:old", BootConfirmed: true, UpdateState: "idle", Online: true, HealthOK: true}
 		devices = append(devices, d)
 	}
-	if err := st.PutDevices(ctx, devices); err != nil {
+	if _, err := st.PutDevices(ctx, devices); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)

@@ -114,8 +114,8 @@ func BenchmarkIngest(b *testing.B) {
 // with it, the benchmark measures all but the database.
 type discard struct{}
 
-func (discard) PutDevices(context.Context, []store.Device) error { return nil }
-func (discard) SetOnline(context.Context, string, bool) error    { return nil }
+func (discard) PutDevices(context.Context, []store.Device) ([]string, error) { return nil, nil }
+func (discard) SetOnline(context.Context, string, bool) error                { return nil }
 func (discard) AppendEvent(context.Context, store.Event) (store.Appended, error) {
 	return store.Appended{Arrival: store.Next}, nil
 }
@@ -260,7 +260,7 @@ func populate(b *testing.B, st ingest.Store, loads []load) ingest.Store {
 	}
 	slices.SortFunc(all, func(a, b store.Device) int { return strings.Compare(a.ID, b.ID) })
 	for i := 0; i < len(all); i += 1000 {
-		if err := st.PutDevices(context.Background(), all[i:min(i+1000, len(all))]); err != nil {
+		if _, err := st.PutDevices(context.Background(), all[i:min(i+1000, len(all))]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -278,18 +278,19 @@ func measureStore(b *testing.B, st ingest.Store, loads []load) float64 {
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	start := time.Now()
 	for i := 0; i < len(all); i += ingest.DefaultBatchSize {
-		if err := st.PutDevices(context.Background(), all[i:min(i+ingest.DefaultBatchSize, len(all))]); err != nil {
+		if _, err := st.PutDevices(context.Background(), all[i:min(i+ingest.DefaultBatchSize, len(all))]); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return float64(len(all)) / time.Since(start).Seconds()
 }
 
-// waitIngested waits until in stored or superseded n statuses.
+// waitIngested waits until in stored, superseded or found stale n
+// statuses.
 func waitIngested(b *testing.B, in *ingest.Ingest, n int) ingest.Counts {
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Millisecond) {
 		c := in.Counts()
-		if c.Stored+c.Superseded >= uint64(n) {
+		if c.Stored+c.Superseded+c.Stale >= uint64(n) {
 			return c
 		}
 		if time.Now().After(deadline) {

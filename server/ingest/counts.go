@@ -8,9 +8,10 @@ type Counts struct {
 	// Statuses counts status messages received, Events event messages.
 	Statuses, Events uint64
 	// Stored counts statuses written; Superseded those not written because
-	// a later status of the same device came in the same batch; Offline the
-	// last wills recorded.
-	Stored, Superseded, Offline uint64
+	// a later status of the same device, by its clock, came in the same
+	// batch; Stale those not written because the store held a later one;
+	// Offline the last wills recorded.
+	Stored, Superseded, Stale, Offline uint64
 	// New counts events stored for the first time, Duplicates those stored
 	// already and dropped, Late those that filled a gap. Gaps counts events
 	// that came after a gap, and Missing the events those gaps left out.
@@ -32,7 +33,7 @@ func (in *Ingest) Counts() Counts {
 	c := &in.c
 	return Counts{
 		Statuses: c.statuses.Load(), Events: c.events.Load(),
-		Stored: c.stored.Load(), Superseded: c.superseded.Load(), Offline: c.offline.Load(),
+		Stored: c.stored.Load(), Superseded: c.superseded.Load(), Stale: c.stale.Load(), Offline: c.offline.Load(),
 		New: c.new.Load(), Duplicates: c.duplicates.Load(), Late: c.late.Load(), Gaps: c.gaps.Load(), Missing: c.missing.Load(),
 		Failures: c.failures.Load(), Malformed: c.malformed.Load(), Mismatched: c.mismatched.Load(),
 		StoreErrors: c.storeErrors.Load(),
@@ -41,7 +42,8 @@ func (in *Ingest) Counts() Counts {
 
 // counters are the live counters behind Counts.
 type counters struct {
-	statuses, events, stored, superseded, offline  atomic.Uint64
+	statuses, events, stored, superseded, stale    atomic.Uint64
+	offline                                        atomic.Uint64
 	new, duplicates, late, gaps, missing, failures atomic.Uint64
 	malformed, mismatched, storeErrors             atomic.Uint64
 }

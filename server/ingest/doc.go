@@ -12,7 +12,10 @@
 // Statuses are snapshots. They are stored in batches, one transaction for
 // the statuses waiting when a batch starts, by a few writers, each device's
 // by one; of several statuses of one device in a batch only the latest by
-// the device's clock is written. A last will (online false and nothing else)
+// the device's clock is written (the others are Counts.Superseded), and the
+// store writes none older than the one it holds (Counts.Stale), so a status
+// delivered late — to another replica, or again after a reconnect — does not
+// take the place of a newer one. A last will (online false and nothing else)
 // only marks the device offline.
 //
 // Events are a log. Each is appended to its device's stream

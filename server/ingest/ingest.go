@@ -33,7 +33,7 @@ var storeRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 15 * time.Sec
 
 // Store is the fleet database, as an Ingest writes it: a *store.Store.
 type Store interface {
-	PutDevices(ctx context.Context, ds []store.Device) error
+	PutDevices(ctx context.Context, ds []store.Device) (stale []string, err error)
 	SetOnline(ctx context.Context, id string, online bool) error
 	AppendEvent(ctx context.Context, e store.Event) (store.Appended, error)
 	RecordFailure(ctx context.Context, device, release string) (int, error)

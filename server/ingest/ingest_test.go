@@ -118,6 +118,7 @@ func add(sum *ingest.Counts, c ingest.Counts) {
 	sum.Events += c.Events
 	sum.Stored += c.Stored
 	sum.Superseded += c.Superseded
+	sum.Stale += c.Stale
 	sum.Offline += c.Offline
 	sum.New += c.New
 	sum.Duplicates += c.Duplicates
@@ -194,6 +195,16 @@ func TestStatuses(t *testing.T) {
 		}
 		if diff := cmp.Diff(got, want); diff != "" {
 			t.Errorf("stored device differs (-got +want):\n%s", diff)
+		}
+
+		// A status the device took before the stored one, arriving late, is
+		// stale: the store keeps the latest by the device's clock.
+		late := status(dev, at.Add(-30*time.Second))
+		late.UpdateState = "downloading"
+		pub.Publish(name, marshal(t, late), true)
+		waitCounts(t, func(c ingest.Counts) bool { return c.Stale == 1 }, in)
+		if got, err := st.Device(ctx, dev); err != nil || got.UpdateState != "idle" || !got.StatusTime.Equal(at) {
+			t.Errorf("after a late status: device %+v, %v; want the status of %v, idle", got, err, at)
 		}
 
 		// The last will says the device is offline, and only that.

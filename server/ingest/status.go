@@ -76,8 +76,8 @@ func (in *Ingest) writeStatuses(ctx context.Context, ch <-chan statusItem) {
 
 // storeStatuses stores one batch and acknowledges its messages. Of several
 // statuses of one device in the batch it keeps the latest by the device's
-// clock, as the store keeps the latest one; a last will counts as later than
-// what came before it.
+// clock, as the store does; a last will counts as later than what came
+// before it.
 func (in *Ingest) storeStatuses(ctx context.Context, batch []statusItem) {
 	latest := make(map[string]int, len(batch)) // device → index in batch
 	var order []string
@@ -111,14 +111,24 @@ func (in *Ingest) storeStatuses(ctx context.Context, batch []statusItem) {
 		devices = append(devices, device(it))
 	}
 	var stored, offline uint64
+	var stale map[string]bool
 	failed := false
 	if len(devices) > 0 {
-		err := storeRetry.Retry(ctx, func() error { return in.store.PutDevices(ctx, devices) })
+		var ids []string
+		err := storeRetry.Retry(ctx, func() error {
+			var err error
+			ids, err = in.store.PutDevices(ctx, devices)
+			return err
+		})
 		if err != nil {
 			failed = true
 			in.dropped(ctx, len(devices), err)
 		} else {
-			stored = uint64(len(devices))
+			stored = uint64(len(devices) - len(ids))
+			stale = make(map[string]bool, len(ids))
+			for _, id := range ids {
+				stale[id] = true
+			}
 		}
 	}
 	offlineOK := map[string]bool{}
@@ -147,7 +157,7 @@ func (in *Ingest) storeStatuses(ctx context.Context, batch []statusItem) {
 	}
 	if in.cfg.OnUpdate != nil {
 		for _, it := range kept {
-			if id := it.status.GetDeviceId(); offlineOK[id] || !it.will() && stored > 0 {
+			if id := it.status.GetDeviceId(); offlineOK[id] || !it.will() && stored > 0 && !stale[id] {
 				in.cfg.OnUpdate(Update{Device: id, Status: it.status})
 			}
 		}
@@ -155,6 +165,7 @@ func (in *Ingest) storeStatuses(ctx context.Context, batch []statusItem) {
 	// Counted last, so that whoever sees the statuses counted sees all that
 	// came of them.
 	in.c.stored.Add(stored)
+	in.c.stale.Add(uint64(len(stale)))
 	in.c.offline.Add(offline)
 }
 

@@ -51,6 +51,14 @@ func (c conn) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	return c.q.PrepareContext(ctx, c.rebind(query))
 }
 
+// stmt returns st, prepared on the writer, to run in c.
+func (c conn) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if tx, ok := c.q.(*sql.Tx); ok {
+		return tx.StmtContext(ctx, st)
+	}
+	return st
+}
+
 // rebind numbers the ? placeholders of query for PostgreSQL. It leaves
 // string literals and quoted identifiers alone.
 func (c conn) rebind(query string) string {

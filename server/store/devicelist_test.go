@@ -28,7 +28,7 @@ func filterFleet() []Device {
 func TestDevicesFilter(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		if err := s.PutDevices(ctx, filterFleet()); err != nil {
+		if _, err := s.PutDevices(ctx, filterFleet()); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
@@ -93,7 +93,7 @@ func TestDevicesPagination(t *testing.T) {
 		}
 		// Put out of order: the list's order is by id, not by arrival.
 		slices.Reverse(ds)
-		if err := s.PutDevices(ctx, ds); err != nil {
+		if _, err := s.PutDevices(ctx, ds); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {

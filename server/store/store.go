@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,9 @@ type Store struct {
 	// WAL mode lets read while the writer writes; on PostgreSQL it is db.
 	rdb *sql.DB
 	now func() time.Time
+
+	putMu sync.Mutex
+	put   *putStatements // prepared by the first PutDevices
 }
 
 // Open opens the database that dsn names and applies the migrations it lacks.
@@ -102,7 +106,14 @@ func openSQLite(path string) (*Store, error) {
 	// reads and then writes could otherwise fail with SQLITE_BUSY, which no
 	// busy timeout retries, when another writer committed in between.
 	params := "_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL"
-	db, err := sql.Open("sqlite", path+"?"+params+"&_txlock=immediate")
+	// The writer takes a fleet's statuses, a row on a page of its own each:
+	// a cache of 64 MiB holds the devices table of 100,000 devices and its
+	// indexes, a checkpoint every 8,192 pages (a WAL of up to 32 MiB) writes
+	// a page changed several times once, and the statement journal of a
+	// batch (temp_store) stays in memory. Together they halve the CPU time a
+	// status costs (store.BenchmarkPutDevices).
+	db, err := sql.Open("sqlite", path+"?"+params+"&_txlock=immediate"+
+		"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_pragma=temp_store(memory)")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
@@ -137,7 +148,14 @@ func (s *Store) Optimize(ctx context.Context) error {
 
 // Close closes the database. Calls in progress finish first.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	var err error
+	s.putMu.Lock()
+	if s.put != nil {
+		err = s.put.close()
+		s.put = nil
+	}
+	s.putMu.Unlock()
+	err = errors.Join(err, s.db.Close())
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())
 	}

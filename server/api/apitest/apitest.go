@@ -199,7 +199,7 @@ func Digest(version string) string {
 func Seed(t testing.TB, st *store.Store, devices []store.Device) {
 	t.Helper()
 	ctx := context.Background()
-	if err := st.PutDevices(ctx, devices); err != nil {
+	if _, err := st.PutDevices(ctx, devices); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []store.Release{
