@@ -22,7 +22,8 @@ import (
 //	etc/root.json             the pinned trust root
 //	etc/agent.yaml            the agent's configuration, written at each boot
 //	proc/cmdline, proc/boot_id  what the kernel says about this boot
-//	bin/gitfleet-agent, bin/reboot  the system's commands
+//	bin/gitfleet-agent, bin/reboot, bin/service  the system's commands
+//	agent.log                 the agent daemon's log
 //	dev/reboot                the pipe the reboot command writes to
 //	run/                      emptied at each boot
 func (b *Board) path(elem ...string) string {
@@ -71,13 +72,66 @@ func (b *Board) provision() error {
 		"case $cmd in -*|help) exec " + shQuote(b.cfg.Agent) + " \"$cmd\" \"$@\";; esac\n" +
 		"exec " + shQuote(b.cfg.Agent) + " \"$cmd\" --config " + shQuote(b.path("etc", "agent.yaml")) + " \"$@\"\n"
 	reboot := "#!/bin/sh\n# reboot on the virtual board: ask the board to restart.\necho reboot > " + shQuote(b.path("dev", "reboot")) + "\n"
-	for name, script := range map[string]string{"gitfleet-agent": agent, "reboot": reboot} {
+	for name, script := range map[string]string{"gitfleet-agent": agent, "reboot": reboot, "service": serviceScript} {
 		if err := atomicfile.Write(b.path("bin", name), []byte(script), 0o755); err != nil {
 			return fmt.Errorf("vboard: provision: %w", err)
 		}
 	}
 	return nil
 }
+
+// serviceScript is the board's init system, as far as the agent's daemon
+// goes: `service gitfleet-agent start|stop|status`, as on Debian. The daemon
+// logs to agent.log; if it dies of anything but a stop, the supervising
+// shell says so on the console with the crash's first line, so a panic of
+// the daemon shows where one of a command would. A power cut kills
+// everything without a word.
+const serviceScript = `#!/bin/sh
+# service on the virtual board: start and stop the agent's daemon.
+pidfile="$HOME/run/gitfleet-agent.pid"
+log="$HOME/agent.log"
+running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "$1 $2" in
+"gitfleet-agent start")
+	running && exit 0
+	rm -f "$pidfile"
+	(
+		gitfleet-agent run >>"$log" 2>&1 &
+		echo $! >"$pidfile"
+		wait $!
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			echo "gitfleet-agent run exited with status $rc"
+			tail -n 100 "$log" | grep -E '^(panic: |fatal error: )' | tail -n 1
+		fi
+	) &
+	# Started once its pid is known, so that a stop right after finds it.
+	i=0
+	while [ ! -s "$pidfile" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	running
+	;;
+"gitfleet-agent stop")
+	running || exit 0
+	pid=$(cat "$pidfile")
+	kill "$pid"
+	# Stopped once it has exited and let go of the agent's data directory.
+	i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		[ $i -ge 200 ] && { echo "gitfleet-agent run did not stop in 10s" >&2; exit 1; }
+		sleep 0.05
+		i=$((i + 1))
+	done
+	rm -f "$pidfile"
+	;;
+"gitfleet-agent status")
+	running && echo "gitfleet-agent is running" || { echo "gitfleet-agent is stopped"; exit 3; }
+	;;
+*)
+	echo "usage: service gitfleet-agent start|stop|status" >&2
+	exit 2
+	;;
+esac
+`
 
 // flashFactory writes the factory image into a new slot file of SlotSize.
 func (b *Board) flashFactory(path string) error {

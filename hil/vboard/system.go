@@ -29,7 +29,7 @@ type system struct {
 const initScript = `#!/bin/sh
 if [ -n "$VBOARD_DAEMON" ]; then
 	echo "vboard: starting gitfleet-agent run"
-	gitfleet-agent run >>"$HOME/agent.log" 2>&1 &
+	service gitfleet-agent start
 else
 	echo "vboard: starting gitfleet-agent resume"
 	gitfleet-agent resume

@@ -84,15 +84,20 @@ func buildAgent(t *testing.T) string {
 	return bin
 }
 
-// startBoard starts a virtual board and opens its console and power.
-func startBoard(t *testing.T, agent string) (*Board, *console.Console, *power.VBoard) {
+// startBoard starts a virtual board and opens its console and power;
+// configure, if not nil, changes its configuration first.
+func startBoard(t *testing.T, agent string, configure func(*Config)) (*Board, *console.Console, *power.VBoard) {
 	t.Helper()
 	dir := t.TempDir()
 	tr := bundletest.NewTrust(t, 1, 1, time.Now().Add(time.Hour))
 	root := filepath.Join(dir, "root.json")
 	os.WriteFile(root, tr.RootJSON, 0o644)
-	b, err := New(Config{Dir: filepath.Join(dir, "board"), Agent: agent, DeviceID: "vb-1", DeviceType: "gitfleet-vboard",
-		Root: root, ConsoleLink: filepath.Join(dir, "console"), Watchdog: 500 * time.Millisecond, KernelDelay: 50 * time.Millisecond})
+	cfg := Config{Dir: filepath.Join(dir, "board"), Agent: agent, DeviceID: "vb-1", DeviceType: "gitfleet-vboard",
+		Root: root, ConsoleLink: filepath.Join(dir, "console"), Watchdog: 500 * time.Millisecond, KernelDelay: 50 * time.Millisecond}
+	if configure != nil {
+		configure(&cfg)
+	}
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +131,7 @@ func expect(t *testing.T, c *console.Console, pattern string) console.Match {
 // as the agent does, and checks the board panics, the watchdog resets it,
 // and the bootloader falls back to A past the boot limit.
 func TestBrokenImageFallsBack(t *testing.T) {
-	b, c, pw := startBoard(t, buildAgent(t))
+	b, c, pw := startBoard(t, buildAgent(t), nil)
 	f, err := os.OpenFile(b.path("slots", "B.img"), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +173,7 @@ func TestBrokenImageFallsBack(t *testing.T) {
 // the system running, and that typing reboot at the prompt restarts the
 // board.
 func TestPowerOffKillsTheSystem(t *testing.T) {
-	_, c, pw := startBoard(t, buildAgent(t))
+	_, c, pw := startBoard(t, buildAgent(t), nil)
 	ctx := context.Background()
 	if err := pw.On(ctx); err != nil {
 		t.Fatal(err)
@@ -197,4 +202,46 @@ func TestPowerOffKillsTheSystem(t *testing.T) {
 	if _, err := c.Expect(ctx, 300*time.Millisecond, regexp.MustCompile(`.`)); !errors.As(err, new(*console.TimeoutError)) {
 		t.Errorf("a powered-off board printed something: %v", err)
 	}
+}
+
+// TestDaemonService checks the board's init system for the agent's daemon:
+// with a broker the daemon starts at boot, `service gitfleet-agent stop`
+// returns once it has exited (an install needs its data directory) and
+// start runs it again; a daemon that dies says so on the console.
+func TestDaemonService(t *testing.T) {
+	agent := buildAgent(t)
+	// Nothing listens on port 1: the daemon keeps trying to connect.
+	_, c, pw := startBoard(t, agent, func(c *Config) {
+		c.Broker = "tcp://127.0.0.1:1"
+		c.MQTTPasswordFile = filepath.Join(t.TempDir(), "password")
+		os.WriteFile(c.MQTTPasswordFile, []byte("secret\n"), 0o600)
+	})
+	if err := pw.On(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, `vboard: starting gitfleet-agent run`)
+	expect(t, c, `# $`)
+	// Matched at the end of a line: the shell's prompt may come first.
+	for _, step := range []struct{ cmd, want string }{
+		{"service gitfleet-agent status", `gitfleet-agent is running$`},
+		{"service gitfleet-agent stop; echo stop=$?", `stop=0$`},
+		{"service gitfleet-agent status; echo status=$?", `status=3$`},
+		// The daemon's lock is free: a command that takes it runs.
+		{"gitfleet-agent resume; echo resume=$?", `resume=0$`},
+		{"service gitfleet-agent start; echo start=$?", `start=0$`},
+		{"service gitfleet-agent status", `gitfleet-agent is running$`},
+		{"gitfleet-agent resume; echo resume=$?", `resume=1$`}, // the daemon holds the lock
+	} {
+		c.Send(step.cmd)
+		expect(t, c, step.want)
+	}
+
+	// A daemon that cannot start: no password file.
+	_, c, pw = startBoard(t, agent, func(c *Config) {
+		c.Broker, c.MQTTPasswordFile = "tcp://127.0.0.1:1", filepath.Join(t.TempDir(), "missing")
+	})
+	if err := pw.On(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, `gitfleet-agent run exited with status 1$`)
 }
