@@ -37,6 +37,30 @@ func (s *Store) Failures(ctx context.Context, device, release string) (int, erro
 	return n, nil
 }
 
+// ReleaseFailures returns, for every device that failed to install release
+// since its penalty was last cleared, how often it did. Devices that never
+// did are not in the map. One query serves a rollout step of a whole
+// channel.
+func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string]int, error) {
+	type failures struct {
+		device string
+		n      int
+	}
+	rows, err := queryAll(ctx, s.reader(), func(sc scanner) (failures, error) {
+		var f failures
+		err := sc.Scan(&f.device, &f.n)
+		return f, err
+	}, "SELECT device_id, failures FROM penalties WHERE release_version = ?", release)
+	if err != nil {
+		return nil, fmt.Errorf("read failures to install %s: %w", release, err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, f := range rows {
+		out[f.device] = f.n
+	}
+	return out, nil
+}
+
 // ClearPenalty forgets the failures of device to install release, so that it
 // is offered the release again. Clearing a device with none is not an error.
 func (s *Store) ClearPenalty(ctx context.Context, device, release string) error {

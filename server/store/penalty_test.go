@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestPenaltyBox(t *testing.T) {
@@ -42,6 +44,19 @@ func TestPenaltyBox(t *testing.T) {
 		}{{"d1", "1.5.0", 3}, {"d1", "1.6.0", 1}, {"d2", "1.5.0", 1}, {"d2", "1.6.0", 0}} {
 			if got := failures(c.device, c.release); got != c.want {
 				t.Errorf("Failures(%s, %s) = %d, want %d", c.device, c.release, got, c.want)
+			}
+		}
+
+		for _, c := range []struct {
+			release string
+			want    map[string]int
+		}{{"1.5.0", map[string]int{"d1": 3, "d2": 1}}, {"1.6.0", map[string]int{"d1": 1}}, {"1.7.0", map[string]int{}}} {
+			got, err := s.ReleaseFailures(ctx, c.release)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("ReleaseFailures(%s) (-want +got):\n%s", c.release, diff)
 			}
 		}
 
