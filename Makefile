@@ -30,7 +30,9 @@ vet:
 	$(GO) vet ./...
 
 # hil runs the long HIL plan (hundreds of seeded power cuts) on virtual
-# boards and keeps the JUnit report; make test runs the short plan.
+# boards reporting to a gitfleet-server that gitfleet-hil starts on embedded
+# defaults, and keeps the JUnit report and the logs; make test runs the
+# short plan.
 hil: build
 	$(BIN)/gitfleet-hil run --rig hil/rigs/virtual.yaml --plan hil/plans/long.yaml --junit hil-report.xml --logs hil-logs
 

@@ -22,9 +22,9 @@ type switcher interface {
 	Off(ctx context.Context) error
 }
 
-// A reporter tells what a device reports about itself. Today that is its
-// agent's status command over the console; once the server exists, the
-// fleet status API will tell the same, and a scenario checks both agree.
+// A reporter tells what a device reports about itself on its console: its
+// agent's status command. The fleet status API must then say the same
+// (fleet.agree).
 type reporter interface {
 	Status(ctx context.Context, d *device) (DeviceStatus, error)
 }
@@ -184,6 +184,47 @@ func (d *device) run(ctx context.Context, cmdline string, timeout time.Duration)
 	return out, rc, nil
 }
 
+// stopDaemon stops the agent's daemon at the board's shell, which an
+// install from the console needs: the daemon holds the agent's data
+// directory.
+func (d *device) stopDaemon(ctx context.Context) error {
+	return d.daemon(ctx, d.b.Daemon.Stop)
+}
+
+// startDaemon starts the agent's daemon again, after an install that did
+// not end in a reboot (whose boot starts it).
+func (d *device) startDaemon(ctx context.Context) error {
+	return d.daemon(ctx, d.b.Daemon.Start)
+}
+
+func (d *device) daemon(ctx context.Context, cmdline string) error {
+	out, rc, err := d.run(ctx, cmdline, d.b.CommandTimeout)
+	switch {
+	case err != nil:
+		return err
+	case rc != 0:
+		return fmt.Errorf("%s exited %d: %s", cmdline, rc, tail(out, 3))
+	}
+	return nil
+}
+
+// install runs an install command at the shell with the agent's daemon
+// stopped, and starts the daemon again unless the board restarts or is
+// about to (the command succeeded).
+func (d *device) install(ctx context.Context, cmdline string) ([]string, int, error) {
+	if err := d.stopDaemon(ctx); err != nil {
+		return nil, 0, err
+	}
+	out, rc, err := d.run(ctx, cmdline, d.b.InstallTimeout)
+	if errors.Is(err, errRebooted) || err == nil && rc == 0 {
+		return out, rc, err
+	}
+	if serr := d.startDaemon(ctx); serr != nil && err == nil {
+		err = serr
+	}
+	return out, rc, err
+}
+
 // consoleReports reads the device's status with `gitfleet-agent status`.
 type consoleReports struct{}
 
@@ -218,15 +259,21 @@ func (consoleReports) Status(ctx context.Context, d *device) (DeviceStatus, erro
 // settle returns the device's status once no update is in progress. It
 // follows the reboots that finishing an update takes, and waits for an
 // agent still at work (health checks, a daemon's retry); when nothing
-// happens for a boot timeout it power-cycles the board, as a watchdog or an
-// operator would, so that the agent resumes, at most maxCycles times. Boards
-// and the agent's step counter give up well before that.
+// happens (no reboot, no change of state) for the settle timeout it
+// power-cycles the board, as a watchdog or an operator would, so that the
+// agent resumes, at most maxCycles times. Boards and the agent's step
+// counter give up well before that.
 func (d *device) settle(ctx context.Context) (DeviceStatus, error) {
 	const maxCycles = 4
 	cycles := 0
 	deadline := time.Now().Add(d.b.SettleTimeout)
+	var state update.State
 	for {
 		s, err := d.reports.Status(ctx, d)
+		if err == nil && s.State != state {
+			state = s.State
+			deadline = time.Now().Add(d.b.SettleTimeout)
+		}
 		switch {
 		case errors.Is(err, errRebooted):
 			if _, err := d.boot(ctx, 1, 1); err != nil {

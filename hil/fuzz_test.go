@@ -9,7 +9,8 @@ import (
 // a panic.
 func FuzzParseRig(f *testing.F) {
 	f.Add([]byte(goodRig))
-	f.Add([]byte("boards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n"))
+	f.Add([]byte(virtualRig))
+	f.Add([]byte("server: {api: http://s, token_file: t}\nboards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n"))
 	f.Add([]byte("boards: [\n"))
 	f.Add([]byte("boards:\n  - power: {type: relay, on: 'A0 0', off: ''}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

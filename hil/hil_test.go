@@ -16,11 +16,12 @@ import (
 	"github.com/gitfleet/gitfleet/hil/junit"
 )
 
-// buildBinaries builds gitfleet-agent and gitfleet-hil into a temp dir.
+// buildBinaries builds gitfleet-agent, gitfleet-hil and gitfleet-server
+// into a temp dir.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/gitfleet-agent", "../cmd/gitfleet-hil")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/gitfleet-agent", "../cmd/gitfleet-hil", "../cmd/gitfleet-server")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -28,13 +29,15 @@ func buildBinaries(t *testing.T) string {
 }
 
 // startVBoard starts `gitfleet-hil vboard` as its own process, as a rig of
-// real boards would have them, and returns its console and control paths.
-func startVBoard(t *testing.T, bin, dir, id, root string) (string, string) {
+// real boards would have them, its agent reporting to srv, and returns its
+// console and control paths.
+func startVBoard(t *testing.T, bin, dir, id, root string, srv *embeddedServer) (string, string) {
 	t.Helper()
 	tty, sock := filepath.Join(dir, id+".tty"), filepath.Join(dir, id+".sock")
 	cmd := exec.Command(filepath.Join(bin, "gitfleet-hil"), "vboard", "--dir", filepath.Join(dir, id),
 		"--agent", filepath.Join(bin, "gitfleet-agent"), "--device-id", id, "--device-type", "gitfleet-vboard",
-		"--root", root, "--console", tty, "--control", sock, "--watchdog", "500ms", "--kernel-delay", "100ms")
+		"--root", root, "--console", tty, "--control", sock, "--watchdog", "500ms", "--kernel-delay", "100ms",
+		"--fleet", embeddedFleet, "--broker", srv.Broker, "--mqtt-password-file", srv.Passwords[id])
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -59,11 +62,14 @@ func startVBoard(t *testing.T, bin, dir, id, root string) (string, string) {
 }
 
 // TestShortPlan is what make test runs of the HIL: two virtual boards, each
-// its own gitfleet-hil vboard process, driven by gitfleet-hil run through
-// their consoles and control sockets with the shipped short plan: update,
-// bad signature, downgrade, broken image and health check rollbacks, power
-// cuts during the write and the first boot. The JUnit report must be valid
-// and every case pass, and each board and scenario have a console log.
+// its own gitfleet-hil vboard process whose agent reports to a
+// gitfleet-server, driven by gitfleet-hil run through their consoles and
+// control sockets with the shipped short plan: update, bad signature,
+// downgrade, broken image and health check rollbacks, power cuts during the
+// write and the first boot. The rig names the server as one of real boards
+// would, so the runner checks what its fleet status API reports.
+// The JUnit report must be valid and every case pass, and each board and
+// scenario have a console log.
 func TestShortPlan(t *testing.T) {
 	bin := buildBinaries(t)
 	dir := t.TempDir()
@@ -73,13 +79,25 @@ func TestShortPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rig strings.Builder
-	fmt.Fprintf(&rig, "trust:\n  root: %s\n  key: %s\nboards:\n", s.root, filepath.Join(keys, "targets.key"))
 	boards := []string{"vboard-1", "vboard-2"}
+	srv, err := startServer(context.Background(), filepath.Join(bin, "gitfleet-server"), filepath.Join(dir, "server"),
+		filepath.Join(dir, "server.log"), boards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stopped after the boards (cleanups run last first).
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	var rig strings.Builder
+	fmt.Fprintf(&rig, "server: {api: %s, token_file: %s}\ntrust:\n  root: %s\n  key: %s\nboards:\n",
+		srv.API, srv.TokenFile, s.root, filepath.Join(keys, "targets.key"))
 	for _, id := range boards {
-		tty, sock := startVBoard(t, bin, dir, id, s.root)
+		tty, sock := startVBoard(t, bin, dir, id, s.root, srv)
 		fmt.Fprintf(&rig, "  - name: %s\n    device: {id: %s, type: gitfleet-vboard}\n    console: {port: %s, baud: 115200}\n"+
-			"    power: {type: vboard, socket: %s}\n    timeouts: {boot: 10s, install: 1m, settle: 3s}\n", id, id, tty, sock)
+			"    power: {type: vboard, socket: %s}\n    timeouts: {boot: 10s, install: 1m, settle: 10s}\n", id, id, tty, sock)
 	}
 	rigPath := filepath.Join(dir, "rig.yaml")
 	os.WriteFile(rigPath, []byte(rig.String()), 0o644)
@@ -134,20 +152,17 @@ func TestShortPlan(t *testing.T) {
 	}
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
 // TestFailingPlan runs a plan that fails on a virtual board the runner
-// starts itself (throwaway keys): the report records the failure with its
-// reason, and gitfleet-hil exits non-zero with one line.
+// starts itself (throwaway keys), reporting to a server the runner starts:
+// the first boot passes, checked on the fleet API too; the report records
+// the failure with its reason, and gitfleet-hil exits non-zero with one
+// line.
 func TestFailingPlan(t *testing.T) {
 	bin := buildBinaries(t)
 	dir := t.TempDir()
 	rig := filepath.Join(dir, "rig.yaml")
-	os.WriteFile(rig, []byte(fmt.Sprintf("boards:\n  - name: vb\n    device: {id: vb, type: gitfleet-vboard}\n    virtual: {agent: %s}\n",
-		filepath.Join(bin, "gitfleet-agent"))), 0o644)
+	os.WriteFile(rig, []byte(fmt.Sprintf("server: {embedded: {binary: %s}}\nboards:\n  - name: vb\n    device: {id: vb, type: gitfleet-vboard}\n    virtual: {agent: %s}\n",
+		filepath.Join(bin, "gitfleet-server"), filepath.Join(bin, "gitfleet-agent"))), 0o644)
 	plan := filepath.Join(dir, "plan.yaml")
 	// A fresh board runs counter 0: nothing is below it to refuse.
 	os.WriteFile(plan, []byte("releases:\n  - {version: 1.3.0, counter: 13, image: {kind: healthy, size: 4KiB}}\n"+

@@ -1,6 +1,7 @@
 package hil
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -14,16 +15,44 @@ import (
 )
 
 // A Rig is a rig file, rig.yaml: the boards, how to reach their consoles and
-// power, the keys their trust roots pin, and the server the runner starts
-// for them to download bundles from. README.md describes every field.
+// power, the keys their trust roots pin, the gitfleet server they report
+// to, and where the runner serves them bundles. README.md describes every
+// field.
 type Rig struct {
-	// Listen is the address of the runner's bundle server.
-	Listen string
+	// Bundles is the address of the runner's bundle server.
+	Bundles string
+	Server  Server
 	// Trust is nil on a rig of virtual boards the runner starts, which get
 	// throwaway keys.
 	Trust  *Trust
 	Boards []Board
 }
+
+// Server is the gitfleet server the boards report to: the runner checks
+// that its fleet status API says what the boards' consoles say.
+type Server struct {
+	// API is the server's URL; TokenFile holds an API token with the read
+	// scope. Both are empty when Embedded is set.
+	API, TokenFile string
+	// Embedded, if set, has the runner start a gitfleet-server on embedded
+	// defaults for the run, and give the virtual boards it starts their
+	// broker accounts.
+	Embedded *Embedded
+	// ReportTimeout bounds how long a board's report may take to show in
+	// the API: the report travels through the board's outbox, the broker
+	// and the server's ingest.
+	ReportTimeout time.Duration
+}
+
+// Embedded is a gitfleet-server the runner starts.
+type Embedded struct {
+	// Binary is the gitfleet-server binary; default the one beside
+	// gitfleet-hil, else on $PATH.
+	Binary string
+}
+
+// DefaultReportTimeout is a rig's server.report_timeout when it gives none.
+const DefaultReportTimeout = 30 * time.Second
 
 // Trust is what signs the bundles the boards accept.
 type Trust struct {
@@ -43,9 +72,13 @@ type Board struct {
 	// Virtual is set for a virtual board the runner starts, whose console
 	// and power it then knows.
 	Virtual *Virtual
-	// ServerURL is the runner's bundle server as the board reaches it;
+	// BundlesURL is the runner's bundle server as the board reaches it;
 	// empty means the listen address.
-	ServerURL string
+	BundlesURL string
+	// Daemon stops and starts the agent's daemon at the board's shell: an
+	// install from the console needs the daemon stopped (it holds the
+	// agent's data directory), and a refused one starts it again.
+	Daemon Daemon
 	// Prompt matches the shell's prompt; Banner the bootloader's first
 	// line, which tells that the board (re)started.
 	Prompt, Banner *regexp.Regexp
@@ -56,6 +89,19 @@ type Board struct {
 	// watchdog would, so that the agent resumes it.
 	BootTimeout, InstallTimeout, CommandTimeout, SettleTimeout time.Duration
 }
+
+// Daemon holds the shell commands that stop and start a board's agent
+// daemon, gitfleet-agent run.
+type Daemon struct {
+	Stop, Start string
+}
+
+// The default commands of a board's Daemon: what Debian (systemd or
+// sysvinit) and the virtual board answer.
+const (
+	DefaultDaemonStop  = "service gitfleet-agent stop"
+	DefaultDaemonStart = "service gitfleet-agent start"
+)
 
 // Power is a board's power driver.
 type Power struct {
@@ -92,17 +138,26 @@ const (
 	DefaultBanner      = `^U-Boot \d`
 	DefaultBootTimeout = 60 * time.Second
 	VirtualBootTimeout = 20 * time.Second
-	// A virtual board's agent has finished its resume when the prompt
-	// shows, so an update in progress then waits for nothing.
-	VirtualSettleTimeout  = 3 * time.Second
+	// A virtual board's agent daemon resumes an update within a second of
+	// its start; ten leave room for a loaded machine, and only a stuck
+	// update waits them out.
+	VirtualSettleTimeout  = 10 * time.Second
 	DefaultInstallTimeout = 5 * time.Minute
 	DefaultCommandTimeout = 60 * time.Second
 )
 
 // rigFile is rig.yaml as written.
 type rigFile struct {
-	Server struct {
+	Bundles struct {
 		Listen string `yaml:"listen"`
+	} `yaml:"bundles"`
+	Server *struct {
+		API           string `yaml:"api"`
+		TokenFile     string `yaml:"token_file"`
+		ReportTimeout string `yaml:"report_timeout"`
+		Embedded      *struct {
+			Binary string `yaml:"binary"`
+		} `yaml:"embedded"`
 	} `yaml:"server"`
 	Trust *struct {
 		Root string `yaml:"root"`
@@ -117,13 +172,17 @@ type boardFile struct {
 		ID   string `yaml:"id"`
 		Type string `yaml:"type"`
 	} `yaml:"device"`
-	Console   *console.Config `yaml:"console"`
-	Power     *powerFile      `yaml:"power"`
-	Virtual   *virtualFile    `yaml:"virtual"`
-	ServerURL string          `yaml:"server_url"`
-	Prompt    string          `yaml:"prompt"`
-	Banner    string          `yaml:"banner"`
-	Timeouts  struct {
+	Console    *console.Config `yaml:"console"`
+	Power      *powerFile      `yaml:"power"`
+	Virtual    *virtualFile    `yaml:"virtual"`
+	BundlesURL string          `yaml:"bundles_url"`
+	Daemon     struct {
+		Stop  string `yaml:"stop"`
+		Start string `yaml:"start"`
+	} `yaml:"daemon"`
+	Prompt   string `yaml:"prompt"`
+	Banner   string `yaml:"banner"`
+	Timeouts struct {
 		Boot    string `yaml:"boot"`
 		Install string `yaml:"install"`
 		Command string `yaml:"command"`
@@ -180,10 +239,11 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 		}
 		return filepath.Join(base, p)
 	}
-	r := &Rig{Listen: f.Server.Listen}
-	if r.Listen == "" {
-		r.Listen = "127.0.0.1:0"
+	r := &Rig{Bundles: f.Bundles.Listen}
+	if r.Bundles == "" {
+		r.Bundles = "127.0.0.1:0"
 	}
+	r.Server = d.server(f, abs)
 	if f.Trust != nil {
 		r.Trust = &Trust{Root: abs(f.Trust.Root), Key: abs(f.Trust.Key)}
 		if f.Trust.Root == "" {
@@ -199,7 +259,8 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 	names, ids := map[string]bool{}, map[string]bool{}
 	for i, bf := range f.Boards {
 		field := fmt.Sprintf("boards[%d]", i)
-		b := Board{Name: bf.Name, DeviceID: bf.Device.ID, DeviceType: bf.Device.Type, ServerURL: bf.ServerURL}
+		b := Board{Name: bf.Name, DeviceID: bf.Device.ID, DeviceType: bf.Device.Type, BundlesURL: bf.BundlesURL,
+			Daemon: Daemon{Stop: cmp.Or(bf.Daemon.Stop, DefaultDaemonStop), Start: cmp.Or(bf.Daemon.Start, DefaultDaemonStart)}}
 		switch {
 		case !nameRE.MatchString(bf.Name):
 			d.bad(field+".name", "%q: name the board with letters, digits, '.', '_' or '-' (it names its logs)", bf.Name)
@@ -242,10 +303,8 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 				b.Power = d.power(field+".power", *bf.Power, abs)
 			}
 		}
-		if bf.ServerURL != "" {
-			if u, err := url.Parse(bf.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				d.bad(field+".server_url", "%q: want the runner's address as the board reaches it, e.g. http://192.168.7.1:8080", bf.ServerURL)
-			}
+		if bf.BundlesURL != "" && !isHTTPURL(bf.BundlesURL) {
+			d.bad(field+".bundles_url", "%q: want the runner's bundle server as the board reaches it, e.g. http://192.168.7.1:8080", bf.BundlesURL)
 		}
 		b.Prompt = d.regexp(field+".prompt", bf.Prompt, DefaultPrompt)
 		b.Banner = d.regexp(field+".banner", bf.Banner, DefaultBanner)
@@ -262,6 +321,18 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 		b.CommandTimeout = d.duration(field+".timeouts.command", bf.Timeouts.Command, DefaultCommandTimeout)
 		r.Boards = append(r.Boards, b)
 	}
+	// A server the runner starts knows the boards the runner starts, and
+	// only those: a board started elsewhere needs its broker account first.
+	for i, b := range r.Boards {
+		if r.Server.Embedded != nil && b.Virtual == nil {
+			d.bad(fmt.Sprintf("boards[%d]", i), "board %s is not a virtual board the runner starts, so it cannot report to the server the runner starts: name your server (server.api, server.token_file)", b.Name)
+			break
+		}
+		if f.Server != nil && r.Server.Embedded == nil && b.Virtual != nil {
+			d.bad(fmt.Sprintf("boards[%d].virtual", i), "a virtual board the runner starts reports to the server the runner starts: set server.embedded, or start the board with gitfleet-hil vboard --broker and name its console and power")
+			break
+		}
+	}
 	if r.Trust == nil {
 		for i, b := range r.Boards {
 			if b.Virtual == nil {
@@ -277,6 +348,37 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 }
 
 var deviceTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// server reads the server section: an existing server's API and token, or
+// one the runner starts.
+func (d *doc) server(f rigFile, abs func(string) string) Server {
+	if f.Server == nil {
+		d.bad("server", "set the gitfleet server the boards report to: api and token_file, or embedded: {} for one the runner starts")
+		return Server{}
+	}
+	sf := f.Server
+	s := Server{API: sf.API, TokenFile: abs(sf.TokenFile),
+		ReportTimeout: d.duration("server.report_timeout", sf.ReportTimeout, DefaultReportTimeout)}
+	if sf.Embedded != nil {
+		s.Embedded = &Embedded{Binary: abs(sf.Embedded.Binary)}
+		if sf.API != "" || sf.TokenFile != "" {
+			d.bad("server.embedded", "the runner starts this server and knows its API: remove api and token_file")
+		}
+		return s
+	}
+	if !isHTTPURL(sf.API) {
+		d.bad("server.api", "%q: want the gitfleet server's URL as the runner reaches it, e.g. http://192.168.7.1:8080", sf.API)
+	}
+	if sf.TokenFile == "" {
+		d.bad("server.token_file", "set the file that holds an API token with the read scope")
+	}
+	return s
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
 
 func (d *doc) power(field string, pf powerFile, abs func(string) string) Power {
 	p := Power{Type: pf.Type, Line: pf.Line, ActiveLow: pf.ActiveLow,

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
-const goodRig = `server:
+const goodRig = `bundles:
   listen: 0.0.0.0:8080
+server:
+  api: http://192.168.7.1:8081
+  token_file: keys/api-token
+  report_timeout: 1m
 trust:
   root: keys/root.json
   key: keys/targets.key
@@ -22,8 +27,17 @@ boards:
       on: "A0 01 01 A2"
       off: "A0 01 00 A1"
       off_time: 3s
-    server_url: http://192.168.7.1:8080
+    bundles_url: http://192.168.7.1:8080
+    daemon: {stop: systemctl stop gitfleet-agent, start: systemctl start gitfleet-agent}
     timeouts: {boot: 2m}
+  - name: bbb
+    device: {id: bbb-lab-01, type: acme-bbb}
+    console: {port: /dev/ttyUSB2}
+    power: {type: command, on: uhubctl -a on, off: uhubctl -a off}
+`
+
+const virtualRig = `server: {embedded: {}}
+boards:
   - name: vb
     device: {id: vb-1, type: gitfleet-vboard}
     virtual: {watchdog: 1s}
@@ -44,8 +58,25 @@ func TestParseRig(t *testing.T) {
 	if b.BootTimeout.String() != "2m0s" || b.InstallTimeout != DefaultInstallTimeout || b.Power.OffTime.String() != "3s" {
 		t.Errorf("timeouts: boot %s install %s off %s", b.BootTimeout, b.InstallTimeout, b.Power.OffTime)
 	}
-	if v := r.Boards[1]; v.Virtual == nil || v.Power.Type != "vboard" || v.Virtual.Watchdog.String() != "1s" {
+	if got, want := r.Server, (Server{API: "http://192.168.7.1:8081", TokenFile: "lab/keys/api-token", ReportTimeout: time.Minute}); got != want {
+		t.Errorf("server: got %+v, want %+v", got, want)
+	}
+	if got, want := b.Daemon.Stop, "systemctl stop gitfleet-agent"; got != want {
+		t.Errorf("daemon stop: got %q, want %q", got, want)
+	}
+	if got, want := r.Boards[1].Daemon, (Daemon{Stop: DefaultDaemonStop, Start: DefaultDaemonStart}); got != want {
+		t.Errorf("default daemon: got %+v, want %+v", got, want)
+	}
+
+	r, err = ParseRig("rig.yaml", []byte(virtualRig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Boards[0]; v.Virtual == nil || v.Power.Type != "vboard" || v.Virtual.Watchdog.String() != "1s" {
 		t.Errorf("virtual board: %+v", v)
+	}
+	if r.Server.Embedded == nil || r.Server.ReportTimeout != DefaultReportTimeout {
+		t.Errorf("embedded server: %+v", r.Server)
 	}
 }
 
@@ -53,16 +84,21 @@ func TestRigErrorsNameLineAndField(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
 	}{
-		{"unknown field", "boards:\n  - name: a\n    colour: red\n", `rig.yaml:3: `},
-		{"wrong type", "boards:\n  - name: a\n    console: {port: /dev/x, baud: fast}\n", `rig.yaml:3: boards[0].console.baud: want a whole number, got "fast"`},
-		{"power type", "boards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: usb}\n", `rig.yaml:5: boards[0].power.type: "usb": want command, relay, modem or vboard`},
-		{"missing power", "trust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n", `rig.yaml:3: boards[0].power: set the power driver`},
-		{"relay hex", "trust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: relay, port: /dev/y, on: zz, off: '00'}\n", `rig.yaml:6: boards[0].power.on: "zz": want bytes in hex`},
-		{"field the type does not use", "trust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: vboard, socket: s, on: 'x'}\n", `rig.yaml:6: boards[0].power.on: not used by power type vboard`},
-		{"duplicate name", "boards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n  - {name: a, device: {id: b, type: t}, virtual: {}}\n", `rig.yaml:3: boards[1].name: "a": another board has this name`},
-		{"bad duration", "boards:\n  - name: a\n    device: {id: a, type: t}\n    virtual: {}\n    timeouts:\n      boot: soon\n", `rig.yaml:6: boards[0].timeouts.boot: "soon": want a positive duration`},
-		{"bad prompt", "boards:\n  - name: a\n    device: {id: a, type: t}\n    virtual: {}\n    prompt: '(['\n", `rig.yaml:5: boards[0].prompt: "([": error parsing regexp`},
-		{"real board without trust", "boards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: command, on: 'true', off: 'true'}\n", `rig.yaml:2: boards[0]: board a is not a virtual board the runner starts: set trust.root and trust.key`},
+		{"unknown field", "server: {embedded: {}}\nboards:\n  - name: a\n    colour: red\n", `rig.yaml:4: `},
+		{"wrong type", "server: {embedded: {}}\nboards:\n  - name: a\n    console: {port: /dev/x, baud: fast}\n", `rig.yaml:4: boards[0].console.baud: want a whole number, got "fast"`},
+		{"power type", "server: {api: http://s, token_file: t}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: usb}\n", `rig.yaml:6: boards[0].power.type: "usb": want command, relay, modem or vboard`},
+		{"missing power", "server: {api: http://s, token_file: t}\ntrust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n", `rig.yaml:4: boards[0].power: set the power driver`},
+		{"relay hex", "server: {api: http://s, token_file: t}\ntrust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: relay, port: /dev/y, on: zz, off: '00'}\n", `rig.yaml:7: boards[0].power.on: "zz": want bytes in hex`},
+		{"field the type does not use", "server: {api: http://s, token_file: t}\ntrust: {root: r, key: k}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: vboard, socket: s, on: 'x'}\n", `rig.yaml:7: boards[0].power.on: not used by power type vboard`},
+		{"duplicate name", "server: {embedded: {}}\nboards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n  - {name: a, device: {id: b, type: t}, virtual: {}}\n", `rig.yaml:4: boards[1].name: "a": another board has this name`},
+		{"bad duration", "server: {embedded: {}}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    virtual: {}\n    timeouts:\n      boot: soon\n", `rig.yaml:7: boards[0].timeouts.boot: "soon": want a positive duration`},
+		{"bad prompt", "server: {embedded: {}}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    virtual: {}\n    prompt: '(['\n", `rig.yaml:6: boards[0].prompt: "([": error parsing regexp`},
+		{"real board without trust", "server: {api: http://s, token_file: t}\nboards:\n  - name: a\n    device: {id: a, type: t}\n    console: {port: /dev/x}\n    power: {type: command, on: 'true', off: 'true'}\n", `rig.yaml:3: boards[0]: board a is not a virtual board the runner starts: set trust.root and trust.key`},
+		{"no server", "boards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n", `rig.yaml:1: server: set the gitfleet server the boards report to`},
+		{"server without token", "server: {api: http://s}\nboards:\n  - {name: a, device: {id: a, type: t}, console: {port: p}, power: {type: vboard, socket: s}}\n", `rig.yaml:1: server.token_file: set the file`},
+		{"embedded and api", "server: {api: http://s, embedded: {}}\nboards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n", `rig.yaml:1: server.embedded: the runner starts this server`},
+		{"embedded server, real board", "server: {embedded: {}}\nboards:\n  - {name: a, device: {id: a, type: t}, console: {port: p}, power: {type: vboard, socket: s}}\n", `rig.yaml:3: boards[0]: board a is not a virtual board the runner starts, so it cannot report to the server the runner starts`},
+		{"existing server, virtual board", "server: {api: http://s, token_file: t}\nboards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n", `rig.yaml:3: boards[0].virtual: a virtual board the runner starts reports to the server the runner starts`},
 		{"syntax", "boards: [\n", `rig.yaml:1: `},
 		{"two documents", "boards: []\n---\nboards: []\n", `rig.yaml: want exactly one YAML document`},
 	}

@@ -1,6 +1,7 @@
 package hil
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,10 +70,23 @@ func Run(ctx context.Context, rig *Rig, plan *Plan, opts Options) (*junit.Report
 		types = append(types, b.DeviceType)
 	}
 	bs := newBundles(filepath.Join(opts.WorkDir, "bundles"), s, types)
-	if err := bs.start(rig.Listen); err != nil {
+	if err := bs.start(rig.Bundles); err != nil {
 		return nil, err
 	}
 	defer bs.stop()
+
+	fl, srv, err := openFleet(ctx, rig, opts)
+	if err != nil {
+		return nil, err
+	}
+	if srv != nil {
+		// Stopped after the boards, whose last reports it takes.
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				opts.Log.Warn("stopping the server", "err", err)
+			}
+		}()
+	}
 
 	// Virtual boards the runner starts live as long as the run.
 	vctx, stopBoards := context.WithCancel(ctx)
@@ -88,7 +102,7 @@ func Run(ctx context.Context, rig *Rig, plan *Plan, opts Options) (*junit.Report
 		if b.Virtual == nil {
 			continue
 		}
-		vb, err := startVirtual(vctx, vg, b, s.root, opts)
+		vb, err := startVirtual(vctx, vg, b, s.root, srv, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +114,7 @@ func Run(ctx context.Context, rig *Rig, plan *Plan, opts Options) (*junit.Report
 	for _, b := range rigBoards {
 		suite := report.Suite(b.Name)
 		boards.Go(func() error {
-			r := &boardRun{b: b, plan: plan, bundles: bs, opts: opts, add: func(c junit.Case) {
+			r := &boardRun{b: b, plan: plan, bundles: bs, fleet: fl, opts: opts, add: func(c junit.Case) {
 				mu.Lock()
 				defer mu.Unlock()
 				suite.Add(c)
@@ -114,21 +128,45 @@ func Run(ctx context.Context, rig *Rig, plan *Plan, opts Options) (*junit.Report
 	return report, nil
 }
 
-// startVirtual starts a virtual board in this process for a rig board
-// marked virtual, with its state under the work directory.
-func startVirtual(ctx context.Context, g *errgroup.Group, b Board, root string, opts Options) (*vboard.Board, error) {
-	agent := b.Virtual.Agent
-	if agent == "" {
-		agent = opts.Agent
+// openFleet returns the server the boards report to: the rig's, or one it
+// starts (returned too, for the caller to stop) that knows the rig's
+// virtual boards.
+func openFleet(ctx context.Context, rig *Rig, opts Options) (*fleet, *embeddedServer, error) {
+	if rig.Server.Embedded == nil {
+		fl, err := dialFleet(rig.Server)
+		return fl, nil, err
 	}
-	if agent == "" {
-		var err error
-		if agent, err = findAgent(); err != nil {
-			return nil, fmt.Errorf("board %s: %w", b.Name, err)
-		}
+	bin, err := findBinary(rig.Server.Embedded.Binary, "gitfleet-server", "server.embedded.binary")
+	if err != nil {
+		return nil, nil, err
+	}
+	var devices []string
+	for _, b := range rig.Boards {
+		devices = append(devices, b.DeviceID)
+	}
+	srv, err := startServer(ctx, bin, filepath.Join(opts.WorkDir, "server"), filepath.Join(opts.LogDir, "gitfleet-server.log"), devices)
+	if err != nil {
+		return nil, nil, err
+	}
+	fl, err := srv.fleet(rig.Server)
+	if err != nil {
+		srv.Stop()
+		return nil, nil, err
+	}
+	return fl, srv, nil
+}
+
+// startVirtual starts a virtual board in this process for a rig board
+// marked virtual, with its state under the work directory, reporting to
+// srv.
+func startVirtual(ctx context.Context, g *errgroup.Group, b Board, root string, srv *embeddedServer, opts Options) (*vboard.Board, error) {
+	agent, err := findBinary(cmp.Or(b.Virtual.Agent, opts.Agent), "gitfleet-agent", "virtual.agent")
+	if err != nil {
+		return nil, fmt.Errorf("board %s: %w", b.Name, err)
 	}
 	vb, err := vboard.New(vboard.Config{Dir: filepath.Join(opts.WorkDir, "boards", b.Name), Agent: agent,
-		DeviceID: b.DeviceID, DeviceType: b.DeviceType, Root: root,
+		DeviceID: b.DeviceID, DeviceType: b.DeviceType, Fleet: embeddedFleet, Root: root,
+		Broker: srv.Broker, MQTTPasswordFile: srv.Passwords[b.DeviceID],
 		Watchdog: b.Virtual.Watchdog, SlotSize: b.Virtual.SlotSize, Log: opts.Log.With("board", b.Name)})
 	if err != nil {
 		return nil, fmt.Errorf("board %s: %w", b.Name, err)
@@ -137,17 +175,21 @@ func startVirtual(ctx context.Context, g *errgroup.Group, b Board, root string, 
 	return vb, nil
 }
 
-// findAgent returns gitfleet-agent beside the running program, or on $PATH.
-func findAgent() (string, error) {
+// findBinary returns path if set, else the program name beside the running
+// one, else on $PATH; field names the rig field that sets it.
+func findBinary(path, name, field string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
 	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), "gitfleet-agent")
+		p := filepath.Join(filepath.Dir(self), name)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	p, err := exec.LookPath("gitfleet-agent")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", errors.New("virtual.agent: no gitfleet-agent beside gitfleet-hil or on $PATH: build it (make build) or set virtual.agent")
+		return "", fmt.Errorf("%s: no %s beside gitfleet-hil or on $PATH: build it (make build) or set %s", field, name, field)
 	}
 	return p, nil
 }
@@ -157,6 +199,7 @@ type boardRun struct {
 	b       Board
 	plan    *Plan
 	bundles *bundles
+	fleet   *fleet
 	opts    Options
 	add     func(junit.Case)
 	n       int // scenario runs so far, for log names
@@ -183,8 +226,16 @@ func (r *boardRun) run(ctx context.Context) {
 		if err := d.powerCycle(ctx); err != nil {
 			return err
 		}
-		_, err := d.boot(ctx, 1, 0)
-		return err
+		if _, err := d.boot(ctx, 1, 0); err != nil {
+			return err
+		}
+		// Whatever a previous run left in progress ends first; then the
+		// server must know the board as its console shows it.
+		s, err := d.settle(ctx)
+		if err != nil {
+			return err
+		}
+		return r.fleet.agree(ctx, expectation{device: d.b.DeviceID, status: s, slot: d.slot})
 	})
 	log.Info("board", "scenario", "power on and boot", "ok", up)
 	for _, s := range r.plan.Scenarios {
@@ -198,7 +249,7 @@ func (r *boardRun) run(ctx context.Context) {
 				r.fail(name, errors.New("not run: the board did not boot"))
 				continue
 			}
-			st := &step{d: d, bundles: r.bundles, rel: rel, seed: s.Seed + uint64(i)}
+			st := &step{d: d, bundles: r.bundles, fleet: r.fleet, rel: rel, seed: s.Seed + uint64(i)}
 			ok := r.step(ctx, con, name, func(ctx context.Context) error { return st.run(ctx, s.Type) })
 			log.Info("board", "scenario", name, "ok", ok)
 		}
@@ -222,7 +273,7 @@ func (r *boardRun) step(ctx context.Context, con *console.Console, name string, 
 	tl := &tailLog{w: f}
 	con.SetLog(tl)
 	defer con.SetLog(nil)
-	budget := r.b.InstallTimeout + 8*r.b.BootTimeout
+	budget := r.b.InstallTimeout + 8*r.b.BootTimeout + r.fleet.timeout
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	start := time.Now()

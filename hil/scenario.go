@@ -17,13 +17,15 @@ import (
 type step struct {
 	d       *device
 	bundles *bundles
+	fleet   *fleet
 	rel     Release
 	seed    uint64
 }
 
+// run runs the scenario, checking the console.
 func (st *step) run(ctx context.Context, typ string) error {
 	st.d.panics = nil
-	err := st.scenario(ctx, typ)
+	_, err := st.scenario(ctx, typ)
 	if len(st.d.panics) > 0 {
 		// A crash is a bug even when the device recovers from it.
 		return fmt.Errorf("gitfleet-agent crashed on the board: %s (%d crashes; see the console log)", st.d.panics[0], len(st.d.panics))
@@ -31,7 +33,9 @@ func (st *step) run(ctx context.Context, typ string) error {
 	return err
 }
 
-func (st *step) scenario(ctx context.Context, typ string) error {
+// scenario runs a scenario of type typ and returns the device's status at
+// its end, as the console reported it.
+func (st *step) scenario(ctx context.Context, typ string) (DeviceStatus, error) {
 	switch typ {
 	case Update:
 		return st.update(ctx)
@@ -48,7 +52,7 @@ func (st *step) scenario(ctx context.Context, typ string) error {
 	case PowerCutFirstBoot:
 		return st.powerCutFirstBoot(ctx)
 	}
-	return fmt.Errorf("unknown scenario type %q", typ)
+	return DeviceStatus{}, fmt.Errorf("unknown scenario type %q", typ)
 }
 
 // install starts the release's install at the prompt and waits until the
@@ -59,7 +63,7 @@ func (st *step) install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out, rc, err := st.d.run(ctx, st.installCommand(b), st.d.b.InstallTimeout)
+	out, rc, err := st.d.install(ctx, st.installCommand(b))
 	switch {
 	case errors.Is(err, errRebooted):
 		return nil // the reboot came before the shell printed the status
@@ -78,7 +82,7 @@ func (st *step) install(ctx context.Context) error {
 // installCommand is what installs b at the board's shell: the agent
 // downloads it from the runner's server, as it will from the fleet's.
 func (st *step) installCommand(b *built) string {
-	return "gitfleet-agent install " + st.bundles.url(st.d.b.ServerURL, st.d.b.Name, b)
+	return "gitfleet-agent install " + st.bundles.url(st.d.b.BundlesURL, st.d.b.Name, b)
 }
 
 // before returns the settled status and the slot the board runs.
@@ -92,32 +96,32 @@ func (st *step) before(ctx context.Context) (DeviceStatus, string, error) {
 
 // update installs the release and expects a confirmed boot of it, from
 // the other slot.
-func (st *step) update(ctx context.Context) error {
+func (st *step) update(ctx context.Context) (DeviceStatus, error) {
 	_, slot, err := st.before(ctx)
 	if err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	if err := st.install(ctx); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	l, err := st.d.boot(ctx, 1, 1)
 	if err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	if l.has(panicRE) {
-		return errors.New("the kernel panicked booting the new slot")
+		return DeviceStatus{}, errors.New("the kernel panicked booting the new slot")
 	}
 	s, err := st.d.settle(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
 	if err := st.running(s, st.rel); err != nil {
-		return err
+		return s, err
 	}
 	if slot != "" && st.d.slot == slot {
-		return fmt.Errorf("the board still boots slot %s after the update", slot)
+		return s, fmt.Errorf("the board still boots slot %s after the update", slot)
 	}
-	return nil
+	return s, nil
 }
 
 // running checks that s reports rel installed, committed and confirmed.
@@ -144,11 +148,15 @@ func outcome(o *update.Outcome) string {
 	return s
 }
 
-// unchanged checks that a refusal left the device as it was.
+// unchanged checks that a refusal left the device as it was, and reports
+// the refused install failed.
 func unchanged(before, after DeviceStatus) error {
-	if after.Installed != before.Installed || after.State != update.Idle || !after.Confirmed {
+	switch {
+	case after.Installed != before.Installed || after.State != update.Idle || !after.Confirmed:
 		return fmt.Errorf("the refusal changed the device: before %s (counter %d) %s, after %s (counter %d) %s",
 			before.Installed.Version, before.Installed.Counter, before.State, after.Installed.Version, after.Installed.Counter, after.State)
+	case after.Last == nil || after.Last.State != update.Failed || after.Last.Error == nil:
+		return fmt.Errorf("the device's last result is %s, want the refused install failed with an error", outcome(after.Last))
 	}
 	return nil
 }
@@ -156,42 +164,42 @@ func unchanged(before, after DeviceStatus) error {
 // refused installs the release (signed by a key the board does not trust
 // unless trusted) and expects the install to fail, saying why, with no
 // reboot and nothing changed.
-func (st *step) refused(ctx context.Context, trusted bool, why *regexp.Regexp) error {
+func (st *step) refused(ctx context.Context, trusted bool, why *regexp.Regexp) (DeviceStatus, error) {
 	before, _, err := st.before(ctx)
 	if err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	b, err := st.bundles.get(ctx, st.rel, trusted)
 	if err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
-	out, rc, err := st.d.run(ctx, st.installCommand(b), st.d.b.InstallTimeout)
+	out, rc, err := st.d.install(ctx, st.installCommand(b))
 	switch {
 	case errors.Is(err, errRebooted):
-		return errors.New("the board rebooted: it installed the bundle instead of refusing it")
+		return DeviceStatus{}, errors.New("the board rebooted: it installed the bundle instead of refusing it")
 	case err != nil:
-		return err
+		return DeviceStatus{}, err
 	case rc == 0:
-		return fmt.Errorf("install exited 0, want a refusal: %s", tail(out, 3))
+		return DeviceStatus{}, fmt.Errorf("install exited 0, want a refusal: %s", tail(out, 3))
 	case !why.MatchString(strings.Join(out, "\n")):
-		return fmt.Errorf("the refusal does not say why (want %q): %s", why, tail(out, 3))
+		return DeviceStatus{}, fmt.Errorf("the refusal does not say why (want %q): %s", why, tail(out, 3))
 	}
 	after, err := st.d.reports.Status(ctx, st.d)
 	if err != nil {
-		return err
+		return after, err
 	}
-	return unchanged(before, after)
+	return after, unchanged(before, after)
 }
 
 // downgrade expects a release below the running one's counter to be
 // refused.
-func (st *step) downgrade(ctx context.Context) error {
+func (st *step) downgrade(ctx context.Context) (DeviceStatus, error) {
 	before, _, err := st.before(ctx)
 	if err != nil {
-		return err
+		return before, err
 	}
 	if before.Installed.Counter <= st.rel.Counter {
-		return fmt.Errorf("the board runs counter %d, not above %s's %d: put an update to a later release before this scenario",
+		return before, fmt.Errorf("the board runs counter %d, not above %s's %d: put an update to a later release before this scenario",
 			before.Installed.Counter, st.rel.Version, st.rel.Counter)
 	}
 	return st.refused(ctx, true, regexp.MustCompile(`(?i)downgrade|lower than the installed`))
@@ -199,104 +207,108 @@ func (st *step) downgrade(ctx context.Context) error {
 
 // rollback installs a release that fails on the board and expects it back
 // on its old slot, after at least boots restarts, reporting the rollback.
-func (st *step) rollback(ctx context.Context, boots int, what string) error {
+func (st *step) rollback(ctx context.Context, boots int, what string) (DeviceStatus, error) {
 	before, slot, err := st.before(ctx)
 	if err != nil {
-		return err
+		return before, err
 	}
 	if err := st.install(ctx); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	l, err := st.d.boot(ctx, boots, 1)
 	if err != nil {
-		return fmt.Errorf("after %s: %w", what, err)
+		return DeviceStatus{}, fmt.Errorf("after %s: %w", what, err)
 	}
 	if st.rel.File == "" && st.rel.Kind == vboard.Broken && !l.has(panicRE) {
-		return errors.New("the broken image did not panic")
+		return DeviceStatus{}, errors.New("the broken image did not panic")
 	}
 	return st.rolledBack(ctx, before, slot)
 }
 
 // rolledBack checks that the board is back on slot running what it ran
 // before, and reports the failed release as rolled back.
-func (st *step) rolledBack(ctx context.Context, before DeviceStatus, slot string) error {
+func (st *step) rolledBack(ctx context.Context, before DeviceStatus, slot string) (DeviceStatus, error) {
 	s, err := st.d.settle(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
 	switch {
 	case slot != "" && st.d.slot != slot:
-		return fmt.Errorf("the board boots slot %s, want its old slot %s", st.d.slot, slot)
+		return s, fmt.Errorf("the board boots slot %s, want its old slot %s", st.d.slot, slot)
 	case s.Installed != before.Installed:
-		return fmt.Errorf("the device reports %s installed, want %s still", s.Installed.Version, before.Installed.Version)
+		return s, fmt.Errorf("the device reports %s installed, want %s still", s.Installed.Version, before.Installed.Version)
 	case s.Last == nil || s.Last.State != update.RolledBack || s.Last.Release.Version != st.rel.Version:
-		return fmt.Errorf("the device's last result is %s, want %s rolled_back", outcome(s.Last), st.rel.Version)
+		return s, fmt.Errorf("the device's last result is %s, want %s rolled_back", outcome(s.Last), st.rel.Version)
 	case !s.Confirmed:
-		return errors.New("the device does not report its running release confirmed")
+		return s, errors.New("the device does not report its running release confirmed")
 	}
-	return nil
+	return s, nil
 }
 
 // powerCutWrite cuts the power when the board's download reaches a random
 // byte of the image (seeded), which is about where the agent writes the
 // slot, then expects the board to boot and finish the update cleanly:
 // installed, or failed with the old release running.
-func (st *step) powerCutWrite(ctx context.Context) error {
+func (st *step) powerCutWrite(ctx context.Context) (DeviceStatus, error) {
 	before, _, err := st.before(ctx)
 	if err != nil {
-		return err
+		return before, err
 	}
 	b, err := st.bundles.get(ctx, st.rel, true)
 	if err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	rng := rand.New(rand.NewPCG(st.seed, 0x9e3779b97f4a7c15))
 	at := b.imagesAt + rng.Int64N(b.size-b.imagesAt)
 	cutErr := make(chan error, 1)
 	fired, disarm := st.bundles.armCut(st.d.b.Name, b, at, func() { cutErr <- st.d.power.Off(ctx) })
 	defer disarm()
+	if err := st.d.stopDaemon(ctx); err != nil {
+		return DeviceStatus{}, err
+	}
+	// Typed without waiting for its end, which the power cut comes before.
 	if err := st.d.con.Send(st.installCommand(b)); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	select {
 	case <-fired:
 		disarm() // the agent downloads again after the power-on
 	case <-ctx.Done():
-		return fmt.Errorf("the download never reached byte %d of %d: %w", at, b.size, ctx.Err())
+		return DeviceStatus{}, fmt.Errorf("the download never reached byte %d of %d: %w", at, b.size, ctx.Err())
 	}
 	if err := <-cutErr; err != nil {
-		return fmt.Errorf("power cut at byte %d: %w", at, err)
+		return DeviceStatus{}, fmt.Errorf("power cut at byte %d: %w", at, err)
 	}
 	if err := sleep(ctx, st.d.b.Power.OffTime); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	st.d.con.Discard()
 	if err := st.d.power.On(ctx); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	if _, err := st.d.boot(ctx, 1, 0); err != nil {
-		return fmt.Errorf("after a power cut at byte %d: %w", at, err)
+		return DeviceStatus{}, fmt.Errorf("after a power cut at byte %d: %w", at, err)
 	}
 	s, err := st.d.settle(ctx)
 	if err != nil {
-		return fmt.Errorf("after a power cut at byte %d: %w", at, err)
+		return s, fmt.Errorf("after a power cut at byte %d: %w", at, err)
 	}
 	if s.Installed.Version == st.rel.Version && s.Installed.Counter == st.rel.Counter {
 		if err := st.running(s, st.rel); err != nil {
-			return fmt.Errorf("after a power cut at byte %d: %w", at, err)
+			return s, fmt.Errorf("after a power cut at byte %d: %w", at, err)
 		}
-		return nil
+		return s, nil
 	}
 	switch {
 	case s.Installed != before.Installed:
-		return fmt.Errorf("after a power cut at byte %d the device reports %s installed, neither the old %s nor the new %s",
+		return s, fmt.Errorf("after a power cut at byte %d the device reports %s installed, neither the old %s nor the new %s",
 			at, s.Installed.Version, before.Installed.Version, st.rel.Version)
 	case s.Last == nil || s.Last.State == update.Succeeded || s.Last.Release.Version != st.rel.Version:
-		return fmt.Errorf("after a power cut at byte %d the device runs the old release but reports %s, want a failed %s", at, outcome(s.Last), st.rel.Version)
+		return s, fmt.Errorf("after a power cut at byte %d the device runs the old release but reports %s, want a failed %s", at, outcome(s.Last), st.rel.Version)
 	case !s.Confirmed:
-		return fmt.Errorf("after a power cut at byte %d the device does not report its release confirmed", at)
+		return s, fmt.Errorf("after a power cut at byte %d the device does not report its release confirmed", at)
 	}
-	return nil
+	return s, nil
 }
 
 // startingKernel is U-Boot's last line before the kernel runs.
@@ -305,22 +317,22 @@ var startingKernel = regexp.MustCompile(`Starting kernel`)
 // powerCutFirstBoot cuts the power as the new slot's kernel starts, then
 // expects the bootloader to count that boot and fall back to the old slot,
 // and the agent to report the rollback.
-func (st *step) powerCutFirstBoot(ctx context.Context) error {
+func (st *step) powerCutFirstBoot(ctx context.Context) (DeviceStatus, error) {
 	before, slot, err := st.before(ctx)
 	if err != nil {
-		return err
+		return before, err
 	}
 	if err := st.install(ctx); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	if _, err := st.d.con.Expect(ctx, st.d.b.BootTimeout, startingKernel); err != nil {
-		return fmt.Errorf("first boot of the new slot: %w", err)
+		return DeviceStatus{}, fmt.Errorf("first boot of the new slot: %w", err)
 	}
 	if err := st.d.powerCycle(ctx); err != nil {
-		return err
+		return DeviceStatus{}, err
 	}
 	if _, err := st.d.boot(ctx, 1, 0); err != nil {
-		return fmt.Errorf("after a power cut in the first boot: %w", err)
+		return DeviceStatus{}, fmt.Errorf("after a power cut in the first boot: %w", err)
 	}
 	return st.rolledBack(ctx, before, slot)
 }

@@ -26,8 +26,11 @@ var commands = []command{
 		name: "run", args: "--rig rig.yaml --plan plan.yaml [--junit report.xml] [--logs DIR]",
 		short: "Run a plan's scenarios on every board of a rig; write a JUnit report and console logs",
 		long: `Run the plan's scenarios on every board of the rig, the boards in parallel, each board's
-scenarios in order. Each run of a scenario gets a console log (LOGS/BOARD/NNN-NAME.log) and a
-JUnit test case. Exits non-zero if any scenario failed. hil/README.md describes both files.`,
+scenarios in order, checking each board's console. The boards report to the rig's gitfleet server,
+whose fleet status API must say what their consoles do. With server.embedded the runner starts
+gitfleet-server itself, for the virtual boards it starts, and stops it at the end. Each run of a
+scenario gets a console log (LOGS/BOARD/NNN-NAME.log) and a JUnit test case. Exits non-zero if any
+scenario failed. hil/README.md describes both files.`,
 		run: runPlan,
 	},
 	{
@@ -36,8 +39,10 @@ JUnit test case. Exits non-zero if any scenario failed. hil/README.md describes 
 		long: `Start a virtual board and serve it until SIGINT or SIGTERM. Its console is a pseudo-terminal
 (printed, and linked at --console); its power is switched through the control socket (--control,
 lines "on", "off", "reset", "state"). At power-on it acts as U-Boot with boot counting on DIR/bootenv,
-then boots the chosen slot's image: a healthy image runs gitfleet-agent (resume at boot, then a
-shell), a broken one panics until the watchdog resets the board. The board starts powered off.`,
+then boots the chosen slot's image: a healthy image runs gitfleet-agent, then a shell; a broken one
+panics until the watchdog resets the board. With --broker the agent's daemon runs (service
+gitfleet-agent start|stop at the shell) and reports to that server; without, 'gitfleet-agent resume'
+runs at boot and reports wait in the outbox. The board starts powered off.`,
 		run: runVBoard,
 	},
 }

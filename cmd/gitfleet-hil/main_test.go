@@ -33,7 +33,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
 	rig := filepath.Join(dir, "rig.yaml")
-	os.WriteFile(rig, []byte("boards:\n  - name: vb\n    device: {id: vb, type: t}\n    power: {type: usb}\n"), 0o644)
+	os.WriteFile(rig, []byte("server: {api: http://127.0.0.1:1, token_file: token}\nboards:\n  - name: vb\n    device: {id: vb, type: t}\n    power: {type: usb}\n"), 0o644)
 	plan := filepath.Join(dir, "plan.yaml")
 	os.WriteFile(plan, []byte("scenarios: []\n"), 0o644)
 	cases := []struct {
@@ -43,7 +43,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 	}{
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"missing flags", []string{"run"}, "--rig and --plan are required"},
-		{"bad rig", []string{"run", "--rig", rig, "--plan", plan}, rig + ":2: boards[0].console.port: set the serial port"},
+		{"bad rig", []string{"run", "--rig", rig, "--plan", plan}, rig + ":3: boards[0].console.port: set the serial port"},
 		{"vboard without dir", []string{"vboard", "--device-id", "x"}, "vboard: dir:"},
 	}
 	for _, tc := range cases {
