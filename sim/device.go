@@ -1,0 +1,267 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gitfleet/gitfleet/agent/link"
+	"github.com/gitfleet/gitfleet/agent/outbox"
+	"github.com/gitfleet/gitfleet/agent/source"
+	"github.com/gitfleet/gitfleet/agent/update"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
+	"github.com/gitfleet/gitfleet/proto/topic"
+)
+
+// agentVersion is what simulated devices report as their agent's version.
+const agentVersion = "gitfleet-sim"
+
+// A device is one simulated device: the agent's real link (paho, signed
+// state checks, accepted sequences on disk) and its real update engine
+// (journal on disk, bundle and chunk verification) over a board in memory.
+type device struct {
+	id    string
+	f     *Fleet
+	board *board
+	link  *link.Link
+	eng   *update.Engine
+	// unhealthy makes every new release fail its health check once booted.
+	unhealthy bool
+
+	statusTopic, eventsTopic string
+
+	now    atomic.Pointer[phase]
+	status atomic.Pointer[gitfleetv1.DeviceStatus] // as last set on the link
+}
+
+// A phase is where a device's engine is, for counting from other
+// goroutines than the engine's.
+type phase struct {
+	state     update.State
+	installed string // the committed version
+	ended     string // the version the last update was of, whatever its outcome
+}
+
+func newDevice(f *Fleet, n int) (*device, error) {
+	cfg := &f.cfg
+	id := fmt.Sprintf("%s%06d", cfg.IDPrefix, n)
+	d := &device{id: id, f: f, board: newBoard(cfg.SlotSize), unhealthy: fails(id, cfg.Fail)}
+	var err error
+	if d.statusTopic, err = topic.Status(cfg.Fleet, id); err != nil {
+		return nil, err
+	}
+	if d.eventsTopic, err = topic.Events(cfg.Fleet, id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.Dir, id)
+	d.eng = &update.Engine{
+		JournalPath: filepath.Join(dir, "journal.json"),
+		Verifier:    f.targets,
+		Open:        f.bundles.open,
+		Slots:       d.board,
+		Boot:        d.board,
+		System:      d.board,
+		Health:      d,
+		Reporter:    d,
+		Policy:      update.Policy{DeviceType: cfg.DeviceType},
+	}
+	d.link, err = link.New(link.Config{
+		Broker: cfg.Brokers[n%len(cfg.Brokers)], Fleet: cfg.Fleet, Device: id, Channel: cfg.Channel,
+		Dir: filepath.Join(dir, "link"), KeepAlive: cfg.KeepAlive, Heartbeat: cfg.Heartbeat,
+		Reconnect: cfg.Reconnect,
+	}, f.timestamp, link.Handlers{State: d.offer}, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The link makes the directory the journal lives in.
+	if err := d.eng.Load(); err != nil {
+		return nil, err
+	}
+	d.eng.OnTransition(d.transitioned)
+	d.transitioned(d.eng.Journal())
+	return d, nil
+}
+
+// fails decides, from the id alone, whether a device is in the failing
+// fraction: the same devices fail in every run, independently of their wave.
+func fails(id string, fraction float64) bool {
+	h := fnv.New64a()
+	h.Write([]byte("fail/" + id))
+	return float64(h.Sum64()%1_000_000) < fraction*1_000_000
+}
+
+// run keeps the device's link up until ctx ends.
+func (d *device) run(ctx context.Context) error { return d.link.Run(ctx) }
+
+// offer is the link's State handler: it decides, as gitfleet-agent's daemon
+// does, whether a state asks for an install, and runs the install through
+// its reboots to an outcome. Running it on the link's dispatch goroutine
+// saves a goroutine per device; the link meanwhile keeps only the newest
+// state of each topic, as the daemon's latest-wins hand-off does.
+func (d *device) offer(ctx context.Context, s link.State) {
+	rel, why := d.wanted(s)
+	if rel == nil {
+		return
+	}
+	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", why)
+	err := d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
+	for err != nil && ctx.Err() == nil {
+		if errors.Is(err, update.ErrRebooting) {
+			if !sleep(ctx, d.f.cfg.BootTime) {
+				return
+			}
+			d.board.powerOn()
+		} else {
+			// As the daemon does, resume a while later: the journal says
+			// where (a report the broker did not acknowledge, say).
+			d.f.engineErrors.Add(1)
+			d.f.log.Warn("update engine; resuming in 5 s", "device", d.id, "err", err)
+			if !sleep(ctx, 5*time.Second) {
+				return
+			}
+		}
+		err = d.eng.Resume(ctx)
+	}
+}
+
+// wanted returns the release an accepted state asks the device to install,
+// if any, following gitfleet-agent's daemon: a pin installs; a channel
+// state installs when its rollout reaches the device and its release is new
+// to the device, not older, for its type, and has not failed here before.
+func (d *device) wanted(s link.State) (*gitfleetv1.Release, string) {
+	j := d.eng.Journal()
+	var rel *gitfleetv1.Release
+	why := "pinned"
+	switch {
+	case s.Desired != nil && s.Desired.GetAction() == gitfleetv1.Action_ACTION_PIN:
+		rel = s.Desired.GetRelease()
+	case s.Channel != nil && link.Reaches(d.f.cfg.Fleet, d.id, s.Channel):
+		rel, why = s.Channel.GetRelease(), "channel "+s.Channel.GetChannel()
+	}
+	switch {
+	case rel == nil, j.State != update.Idle, rel.GetBundleDigest() == j.Installed.Digest,
+		rel.GetCounter() < j.Installed.Counter,
+		len(rel.GetDeviceTypes()) > 0 && !slices.Contains(rel.GetDeviceTypes(), d.f.cfg.DeviceType):
+		return nil, ""
+	case j.LastResult != nil && j.LastResult.State != update.Succeeded && j.LastResult.Release.Digest == rel.GetBundleDigest() && why != "pinned":
+		// It failed here already: the server's penalty box decides when to
+		// offer it again (a pin).
+		return nil, ""
+	}
+	return rel, why
+}
+
+// Check is the device's health check: the failing fraction fails it.
+func (d *device) Check(context.Context) error {
+	if d.unhealthy {
+		return errors.New("simulated: the new release's service does not start")
+	}
+	return nil
+}
+
+// Report publishes the event of a transition at QoS 1 and returns once the
+// broker acknowledged it. The agent records it in its on-disk outbox first;
+// a simulated device is never cut from power, so it keeps nothing and spends
+// no goroutine on an outbox sender.
+func (d *device) Report(ctx context.Context, r update.Report) error {
+	ev := outbox.Event(d.id, r)
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("event %d: %w", r.Seq, err)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("event %d: %w", r.Seq, err)
+	}
+	if err := d.link.Publish(ctx, d.eventsTopic, b); err != nil {
+		return err
+	}
+	d.f.events.Add(1)
+	return nil
+}
+
+// transitioned records the engine's new state and publishes the status.
+func (d *device) transitioned(j update.Journal) {
+	p := &phase{state: j.State, installed: j.Installed.Version}
+	if j.LastResult != nil {
+		p.ended = j.LastResult.Release.Version
+	}
+	d.now.Store(p)
+	st := d.statusOf(j)
+	if err := d.link.SetStatus(st); err != nil {
+		d.f.log.Error("status", "device", d.id, "err", err)
+		return
+	}
+	d.status.Store(st)
+}
+
+// statusOf is the status gitfleet-agent's daemon publishes for journal j,
+// with the board's boot id and slots.
+func (d *device) statusOf(j update.Journal) *gitfleetv1.DeviceStatus {
+	booted, active := d.board.slots()
+	bootID, _ := d.board.BootID()
+	st := &gitfleetv1.DeviceStatus{
+		AgentVersion: agentVersion, DeviceType: d.f.cfg.DeviceType, Channel: d.f.cfg.Channel,
+		BootId: bootID, BootedSlot: booted, ActiveSlot: active, UpdateState: string(j.State),
+		Version: j.Installed.Version, Tag: j.Installed.Tag, Commit: j.Installed.Commit, BundleDigest: j.Installed.Digest,
+		BootConfirmed: j.State == update.Idle,
+	}
+	if u := j.Update; u != nil {
+		st.TargetVersion, st.TargetBundleDigest = u.Release.Version, u.Release.Digest
+		st.Progress = &gitfleetv1.Progress{DoneBytes: uint64(u.Done), TotalBytes: uint64(u.Total)}
+		if j.State == update.Testing || j.State == update.Committing {
+			// The new release runs, on trial.
+			st.Version, st.Tag, st.Commit, st.BundleDigest = u.Release.Version, u.Release.Tag, u.Release.Commit, u.Release.Digest
+		}
+	}
+	switch {
+	case j.State == update.RollingBack || j.State == update.RolledBack:
+		st.Health = &gitfleetv1.Health{Checks: []*gitfleetv1.HealthCheck{{Name: "service", Message: "simulated failure"}}}
+	case j.State == update.Idle && j.Installed.Digest != "":
+		// Committed releases passed their health checks.
+		st.Health = &gitfleetv1.Health{Ok: true}
+	}
+	if r := j.LastResult; r != nil && r.Error != nil {
+		st.LastError = &gitfleetv1.Error{Code: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[r.Error.Code]), Message: r.Error.Message}
+	}
+	return st
+}
+
+// publishStatus publishes the device's status again at QoS 1, not
+// retained, with a health check named "load" whose message is note, and
+// returns once the broker acknowledged it: the messages of a load test.
+func (d *device) publishStatus(ctx context.Context, note string) error {
+	st := proto.Clone(d.status.Load()).(*gitfleetv1.DeviceStatus)
+	st.DeviceId, st.ProtocolVersion, st.Online, st.Time = d.id, gitfleetv1.ProtocolVersion, true, timestamppb.Now()
+	if st.Health == nil {
+		st.Health = &gitfleetv1.Health{Ok: true}
+	}
+	st.Health.Checks = append(st.Health.Checks, &gitfleetv1.HealthCheck{Name: "load", Ok: true, Message: note})
+	b, err := proto.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return d.link.Publish(ctx, d.statusTopic, b)
+}
+
+// sleep waits for dt or until ctx ends, and reports whether dt passed.
+func sleep(ctx context.Context, dt time.Duration) bool {
+	if dt <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(dt)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
