@@ -131,7 +131,8 @@ func (d *daemon) withEngine(fn func(e *update.Engine) error) error {
 		d.noteHealth(dev)
 		d.publish(j)
 	})
-	defer d.publish(dev.engine.Journal())
+	// The journal as fn left it, not as it was when fn began.
+	defer func() { d.publish(dev.engine.Journal()) }()
 	return fn(dev.engine)
 }
 
