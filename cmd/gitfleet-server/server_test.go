@@ -27,8 +27,6 @@ import (
 // status API then shows the device confirmed on the tag's commit and the
 // channel's rollout complete.
 func TestTagToConfirmedDevice(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	repo, signers := firmwareRepo(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "allowed_signers"), signers, 0o644)
@@ -44,18 +42,57 @@ func TestTagToConfirmedDevice(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var serverLog bytes.Buffer
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, &lockedWriter{w: &serverLog}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
+	tagToConfirmed(t, cfg, "tcp://"+cfg.MQTT.Embedded.Listen, func() (string, string) {
+		// An account on the embedded broker, as an operator adds one.
+		var pw bytes.Buffer
+		if err := addDevice(cfg, "board-1", &pw); err != nil {
+			t.Fatal(err)
 		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", serverLog.String())
-		}
-	}()
+		return "board-1", strings.TrimSpace(pw.String())
+	})
+}
+
+// TestTagToConfirmedDeviceExternal is the same flow on the services a fleet
+// past one machine runs, set up by a server.yaml: a real Mosquitto with the
+// ACL that confines devices, PostgreSQL, and an S3 server, from which the
+// device downloads the bundle by presigned URLs.
+func TestTagToConfirmedDeviceExternal(t *testing.T) {
+	broker, dsn, bucket := testenv.MQTT(t), testenv.Postgres(t), testenv.S3(t)
+	repo, signers := firmwareRepo(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "allowed_signers"), signers, 0o644)
+	os.WriteFile(filepath.Join(dir, "mqtt-password"), []byte(broker.Password+"\n"), 0o600)
+	config := filepath.Join(dir, "server.yaml")
+	os.WriteFile(config, fmt.Appendf(nil, `data_dir: %[1]s/data
+http: {listen: %[2]s}
+database: %[3]s
+objects:
+  s3: {endpoint: %[4]s, region: %[5]s, bucket: %[6]s, access_key: %[7]s, secret_key: %[8]s}
+mqtt:
+  external: {broker: tcp://%[9]s, username: %[10]s, password_file: %[1]s/mqtt-password}
+git:
+  url: %[11]s
+  poll: 300ms
+  signatures: {method: ssh, keys: %[1]s/allowed_signers}
+`, dir, freeAddr(t), dsn, bucket.Endpoint, bucket.Region, bucket.Name, bucket.AccessKey, bucket.SecretKey,
+		broker.Addr, broker.User, repo), 0o644)
+	cfg, err := LoadConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagToConfirmed(t, cfg, "tcp://"+broker.Addr, func() (string, string) {
+		return broker.Devices[0], broker.DevicePassword
+	})
+}
+
+// tagToConfirmed runs the server of cfg on a repository whose signed tag
+// v1.0.0 production runs, waits for the release, then runs a board on the
+// broker at brokerURL, with the account account returns, until the API shows
+// it confirmed on the release and the rollout complete.
+func tagToConfirmed(t *testing.T, cfg Config, brokerURL string, account func() (device, password string)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startServer(t, cfg)
 	api := "http://" + cfg.HTTP.Listen + "/api/v1"
 	token := waitFile(t, filepath.Join(cfg.DataDir, "api-token"))
 	get := func(path string, v any) bool {
@@ -75,12 +112,8 @@ func TestTagToConfirmedDevice(t *testing.T) {
 		return get("/releases/1.0.0", &rel) && rel.Version == "1.0.0"
 	})
 
-	// A board running the real agent, with an account on the embedded broker.
-	var pw bytes.Buffer
-	if err := addDevice(cfg, "board-1", &pw); err != nil {
-		t.Fatal(err)
-	}
-	b := newBoard(t, filepath.Join(cfg.DataDir, "keys", "root.json"), "tcp://"+cfg.MQTT.Embedded.Listen, strings.TrimSpace(pw.String()))
+	device, password := account()
+	b := newBoard(t, filepath.Join(cfg.DataDir, "keys", "root.json"), brokerURL, device, password)
 	b.run(t, ctx, func() bool { _, err := os.Stat(b.marker); return err == nil }) // installs, asks to reboot
 	b.powerOn(t)
 	b.run(t, ctx, func() bool { // confirms, reports
@@ -89,10 +122,10 @@ func TestTagToConfirmedDevice(t *testing.T) {
 			Commit    string `json:"commit"`
 			Confirmed bool   `json:"confirmed"`
 		}
-		return get("/devices/board-1", &d) && d.Version == "1.0.0" && d.Confirmed && len(d.Commit) == 40
+		return get("/devices/"+device, &d) && d.Version == "1.0.0" && d.Confirmed && len(d.Commit) == 40
 	})
 	var d map[string]any
-	get("/devices/board-1", &d)
+	get("/devices/"+device, &d)
 	t.Logf("device: %v", d)
 	eventually(t, 30*time.Second, "rollout complete", func() bool {
 		var ch map[string]any
@@ -105,9 +138,27 @@ func TestTagToConfirmedDevice(t *testing.T) {
 	var events struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if !get("/devices/board-1/events", &events) || len(events.Events) < 8 {
+	if !get("/devices/"+device+"/events", &events) || len(events.Events) < 8 {
 		t.Errorf("device events = %d, want the whole update's", len(events.Events))
 	}
+}
+
+// startServer runs the server of cfg until the test ends; if the test
+// failed, it logs the server's log.
+func startServer(t testing.TB, cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var serverLog bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, &lockedWriter{w: &serverLog}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", serverLog.String())
+		}
+	})
 }
 
 // firmwareRepo makes a firmware repository: gitfleet.yaml, a build script,
@@ -145,7 +196,7 @@ type board struct {
 	boots                                          int
 }
 
-func newBoard(t *testing.T, root, broker, password string) *board {
+func newBoard(t *testing.T, root, broker, device, password string) *board {
 	t.Helper()
 	b := &board{dir: t.TempDir(), bin: filepath.Join(t.TempDir(), "gitfleet-agent")}
 	if out, err := exec.Command("go", "build", "-o", b.bin, "../gitfleet-agent").CombinedOutput(); err != nil {
@@ -157,15 +208,15 @@ func newBoard(t *testing.T, root, broker, password string) *board {
 		os.WriteFile(filepath.Join(b.dir, g+".img"), bytes.Repeat([]byte(g), 1<<20), 0o644)
 	}
 	os.WriteFile(filepath.Join(b.dir, "mqtt-password"), []byte(password+"\n"), 0o600)
-	os.WriteFile(b.config, []byte(fmt.Sprintf(`device: {id: board-1, type: acme-gw-v2, fleet: acme, channel: production}
+	os.WriteFile(b.config, []byte(fmt.Sprintf(`device: {id: %s, type: acme-gw-v2, fleet: acme, channel: production}
 data_dir: data
 trust: {root: %s}
 slots: {booted: cmdline, cmdline: cmdline, groups: {A: {rootfs: A.img}, B: {rootfs: B.img}}}
 bootloader: {type: file, file: bootenv}
 system: {boot_id_file: boot_id, reboot_command: [touch, %s]}
 health: {commands: [{name: ok, command: ["true"]}]}
-mqtt: {broker: %s, username: board-1, password_file: mqtt-password, keep_alive: 2s}
-`, root, b.marker, broker)), 0o644)
+mqtt: {broker: %s, username: %s, password_file: mqtt-password, keep_alive: 2s}
+`, device, root, b.marker, broker, device)), 0o644)
 	b.powerOn(t)
 	return b
 }
@@ -215,7 +266,7 @@ func (b *board) run(t *testing.T, ctx context.Context, cond func() bool) {
 	}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -226,7 +277,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func waitFile(t *testing.T, path string) string {
+func waitFile(t testing.TB, path string) string {
 	t.Helper()
 	var b []byte
 	eventually(t, 30*time.Second, "file "+path, func() bool {
@@ -237,7 +288,7 @@ func waitFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
