@@ -67,6 +67,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+	} else if err := s.leaveRoomForHeartbeats(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -126,6 +129,33 @@ func openSQLite(path string) (*Store, error) {
 	rdb.SetMaxOpenConns(sqliteReaders)
 	rdb.SetMaxIdleConns(sqliteReaders)
 	return &Store{db: db, rdb: rdb, now: time.Now}, nil
+}
+
+// devicesFillFactor is how full, in percent, PostgreSQL fills the pages of
+// the devices table: see leaveRoomForHeartbeats.
+const devicesFillFactor = 70
+
+// leaveRoomForHeartbeats has PostgreSQL leave room in the pages of the
+// devices table, for an update to write its new row version on the page of
+// the old one. Such an update that changes no indexed column (a heartbeat,
+// progress) is then a heap-only tuple update, which writes none of the
+// device list's nine indexes; on a full page it writes them all. It is a
+// storage parameter, not schema, so Open sets it, on PostgreSQL only (SQLite
+// updates a row in place): rows written from then on are written so.
+func (s *Store) leaveRoomForHeartbeats(ctx context.Context) error {
+	var options sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'devices'::regclass").Scan(&options)
+	if err != nil {
+		return fmt.Errorf("read the storage parameters of devices: %w", err)
+	}
+	want := fmt.Sprintf("fillfactor=%d", devicesFillFactor)
+	if strings.Contains(options.String, want) {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, "ALTER TABLE devices SET ("+want+")"); err != nil {
+		return fmt.Errorf("set the fill factor of devices: %w", err)
+	}
+	return nil
 }
 
 // Optimize refreshes the statistics by which the query planner picks an index
