@@ -21,8 +21,8 @@ type fleetAPI interface {
 }
 
 // A fleet is the gitfleet server the rig's boards report to, as the runner
-// reads it: a check waits until the API says what the board's console
-// said.
+// reads it: every scenario ends by waiting until the API says what the
+// board's console said.
 type fleet struct {
 	api fleetAPI
 	// timeout bounds the wait for a board's report to show; poll is the

@@ -67,7 +67,7 @@ func startVBoard(t *testing.T, bin, dir, id, root string, srv *embeddedServer) (
 // control sockets with the shipped short plan: update, bad signature,
 // downgrade, broken image and health check rollbacks, power cuts during the
 // write and the first boot. The rig names the server as one of real boards
-// would, so the runner checks what its fleet status API reports.
+// would, so every scenario also checks what its fleet status API reports.
 // The JUnit report must be valid and every case pass, and each board and
 // scenario have a console log.
 func TestShortPlan(t *testing.T) {

@@ -28,8 +28,8 @@ type Rig struct {
 	Boards []Board
 }
 
-// Server is the gitfleet server the boards report to: the runner checks
-// that its fleet status API says what the boards' consoles say.
+// Server is the gitfleet server the boards report to: every scenario
+// checks that its fleet status API says what the board's console says.
 type Server struct {
 	// API is the server's URL; TokenFile holds an API token with the read
 	// scope. Both are empty when Embedded is set.

@@ -22,15 +22,24 @@ type step struct {
 	seed    uint64
 }
 
-// run runs the scenario, checking the console.
+// run runs the scenario, checking the console, then waits until the fleet
+// API reports the device as its console did at the end, its outcome
+// included.
 func (st *step) run(ctx context.Context, typ string) error {
 	st.d.panics = nil
-	_, err := st.scenario(ctx, typ)
+	since, err := st.fleet.mark(ctx, st.d.b.DeviceID)
+	if err != nil {
+		return err
+	}
+	s, err := st.scenario(ctx, typ)
 	if len(st.d.panics) > 0 {
 		// A crash is a bug even when the device recovers from it.
 		return fmt.Errorf("gitfleet-agent crashed on the board: %s (%d crashes; see the console log)", st.d.panics[0], len(st.d.panics))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return st.fleet.agree(ctx, expectation{device: st.d.b.DeviceID, status: s, slot: st.d.slot, outcome: true, since: since})
 }
 
 // scenario runs a scenario of type typ and returns the device's status at

@@ -26,8 +26,8 @@ var commands = []command{
 		name: "run", args: "--rig rig.yaml --plan plan.yaml [--junit report.xml] [--logs DIR]",
 		short: "Run a plan's scenarios on every board of a rig; write a JUnit report and console logs",
 		long: `Run the plan's scenarios on every board of the rig, the boards in parallel, each board's
-scenarios in order, checking each board's console. The boards report to the rig's gitfleet server,
-whose fleet status API must say what their consoles do. With server.embedded the runner starts
+scenarios in order. Each scenario checks the board's console, then waits until the fleet status API
+of the rig's server reports the board as its console does. With server.embedded the runner starts
 gitfleet-server itself, for the virtual boards it starts, and stops it at the end. Each run of a
 scenario gets a console log (LOGS/BOARD/NNN-NAME.log) and a JUnit test case. Exits non-zero if any
 scenario failed. hil/README.md describes both files.`,
