@@ -25,6 +25,7 @@ type mqttParts struct {
 	advertiser *advertiser
 	runs       []func(ctx context.Context) error
 	changed    chan struct{} // a device reported something: step rollouts soon
+	ingest     *ingest.Ingest
 }
 
 // openMQTT starts the embedded broker, or connects to the external one, and
@@ -67,11 +68,10 @@ func (s *server) openMQTT(ctx context.Context) (*mqttParts, error) {
 	}
 	mq.advertiser = &advertiser{adv}
 	mq.runs = append(mq.runs, adv.Run)
-	ing, err := s.openIngest(mq)
-	if err != nil {
+	if mq.ingest, err = s.openIngest(mq); err != nil {
 		return nil, err
 	}
-	mq.runs = append(mq.runs, ing)
+	mq.runs = append(mq.runs, func(ctx context.Context) error { return mq.ingest.Run(ctx, mq.client) })
 	return mq, nil
 }
 
@@ -171,7 +171,7 @@ func addDevice(cfg Config, device string, w io.Writer) error {
 
 // openIngest reads the fleet's statuses and events into the store and
 // nudges the rollout controller when something changed.
-func (s *server) openIngest(mq *mqttParts) (func(ctx context.Context) error, error) {
+func (s *server) openIngest(mq *mqttParts) (*ingest.Ingest, error) {
 	in, err := ingest.New(ingest.Config{Fleet: s.fleetName(), OnUpdate: func(ingest.Update) {
 		select {
 		case mq.changed <- struct{}{}:
@@ -181,5 +181,5 @@ func (s *server) openIngest(mq *mqttParts) (func(ctx context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error { return in.Run(ctx, mq.client) }, nil
+	return in, nil
 }

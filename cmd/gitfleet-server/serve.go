@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gitfleet/gitfleet/firmware/trust"
@@ -72,7 +74,12 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	}
 	s.ctrl = &controller.Controller{Fleet: s.currentFleet, Store: s.store, Advertise: mq.advertiser, Locate: s, Log: log}
 
-	apiCfg := api.Config{Store: s.store, Controller: commands{s.ctrl}, Reporter: reports{s.ctrl}, Logger: log,
+	// /metrics serves the API's metrics, the Go runtime's and the process's,
+	// and the ingest's counters.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		ingestCollector{mq.ingest})
+	apiCfg := api.Config{Store: s.store, Controller: commands{s.ctrl}, Reporter: reports{s.ctrl}, Logger: log, Registry: reg,
 		Ready: map[string]api.Checker{"store": api.CheckFunc(func(ctx context.Context) error { _, err := s.store.Channels(ctx); return err })}}
 	if s.repo != nil {
 		apiCfg.Promoter = api.PromoterFunc(func(ctx context.Context, channel, version string) (string, error) {

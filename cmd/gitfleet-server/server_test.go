@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -140,6 +141,19 @@ func tagToConfirmed(t *testing.T, cfg Config, brokerURL string, account func() (
 	}
 	if !get("/devices/"+device+"/events", &events) || len(events.Events) < 8 {
 		t.Errorf("device events = %d, want the whole update's", len(events.Events))
+	}
+	// /metrics counts what the ingest stored.
+	resp, err := http.Get("http://" + cfg.HTTP.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`gitfleet_ingest_statuses_total{result="stored"} `, `gitfleet_ingest_events_total{result="new"} `} {
+		i := bytes.Index(metrics, []byte(want))
+		if i < 0 || bytes.HasPrefix(metrics[i+len(want):], []byte("0\n")) {
+			t.Errorf("/metrics: want %s above 0; got:\n%s", want, metrics)
+		}
 	}
 }
 

@@ -37,6 +37,7 @@
 // counted (Counts.StoreErrors): devices send their status again at their
 // next heartbeat, and dropped events show as a gap.
 //
-// Counts gives every counter, for the /metrics endpoint; Config.OnUpdate
-// tells the rollout controller which device just reported.
+// Counts gives every counter (gitfleet-server serves them on /metrics as
+// gitfleet_ingest_*); Config.OnUpdate tells the rollout controller which
+// device just reported.
 package ingest

@@ -18,9 +18,9 @@ import (
 // by one of two statements, a batch of devices at a time:
 //
 //   - touchDevices updates in place the devices whose status leaves the
-//     device list's filter columns (filterColumns) as they were — a
-//     heartbeat, a download's progress, a health message — and so touches no
-//     index but the primary key's.
+//     device list's filter columns (statusColumn.filter) as they were — a
+//     heartbeat, a download's progress, a health message — and so writes no
+//     index.
 //   - upsertDevices writes the others, new devices included, and the nine
 //     filter indexes with them.
 //
