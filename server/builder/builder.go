@@ -155,41 +155,61 @@ func (b *Builder) build(ctx context.Context, t gitsource.Tag, log io.Writer) (st
 	for _, im := range images {
 		files = append(files, bundle.ImageFile{Name: im.Name, Slot: im.Slot, Path: im.Path})
 	}
-	path := filepath.Join(work, "bundle.gfb")
-	f, err := os.Create(path)
+	// The bundle streams from the writer through the verifying reader into
+	// object storage: what is stored is what was signed, and the bundle is
+	// never written whole into the build directory, which would cost a write
+	// and a read of every image byte (BenchmarkTagToAdvertised).
+	pr, pw := io.Pipe()
+	var m *bundle.Manifest
+	created := make(chan error, 1)
+	go func() {
+		var err error
+		m, err = bundle.Create(ctx, pw, bundle.Release{
+			Product: r.Product, Version: t.Version, Counter: counter, DeviceTypes: r.DeviceTypes,
+			Provenance: &bundle.Provenance{Repository: b.RepoURL, Tag: t.Name, TagObject: t.Object, Commit: t.Commit, Signer: rel.Signer},
+		}, files, b.Signer, nil)
+		pw.CloseWithError(err)
+		created <- err
+	}()
+	o, envelope, err := explode(ctx, pr, b.Verifier, b.Objects)
+	// Unblocks the writer if the reader stopped early.
+	pr.CloseWithError(errUnread)
+	if cerr := <-created; cerr != nil && !errors.Is(cerr, errUnread) {
+		return rel, fmt.Errorf("create bundle: %w", cerr)
+	}
 	if err != nil {
 		return rel, err
-	}
-	defer f.Close()
-	m, err := bundle.Create(ctx, f, bundle.Release{
-		Product: r.Product, Version: t.Version, Counter: counter, DeviceTypes: r.DeviceTypes,
-		Provenance: &bundle.Provenance{Repository: b.RepoURL, Tag: t.Name, TagObject: t.Object, Commit: t.Commit, Signer: rel.Signer},
-	}, files, b.Signer, nil)
-	if err != nil {
-		return rel, fmt.Errorf("create bundle: %w", err)
-	}
-	// Read the bundle back through the verifying reader on its way to
-	// object storage: what is stored is what was signed.
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return rel, err
-	}
-	rd, err := bundle.NewReader(ctx, f, b.Verifier, bundle.Policy{})
-	if err != nil {
-		return rel, fmt.Errorf("verify the new bundle: %w", err)
-	}
-	defer rd.Close()
-	o, err := bundle.Explode(ctx, rd, b.Objects)
-	if err != nil {
-		return rel, fmt.Errorf("store bundle: %w", err)
 	}
 	d, _ := m.Digest()
 	rel.BundleDigest = "sha256:" + d.String()
-	rel.BundleSize = int64(len(rd.Envelope())) + m.PayloadSize()
+	rel.BundleSize = int64(len(envelope)) + m.PayloadSize()
 	rel.ObjectKeys = map[string]string{"envelope": o.Envelope}
 	for name, key := range o.Images {
 		rel.ObjectKeys["image/"+name] = key
 	}
 	return rel, nil
+}
+
+// errUnread tells the bundle's writer that its reader stopped.
+var errUnread = errors.New("the bundle was not read to its end")
+
+// explode reads the bundle from src through the verifying reader, stores
+// its objects, reads src to its end and returns the objects and the
+// bundle's envelope.
+func explode(ctx context.Context, src io.Reader, v bundle.Verifier, objects Objects) (bundle.Objects, []byte, error) {
+	rd, err := bundle.NewReader(ctx, src, v, bundle.Policy{})
+	if err != nil {
+		return bundle.Objects{}, nil, fmt.Errorf("verify the new bundle: %w", err)
+	}
+	defer rd.Close()
+	o, err := bundle.Explode(ctx, rd, objects)
+	if err != nil {
+		return o, nil, fmt.Errorf("store bundle: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return o, nil, fmt.Errorf("read the new bundle: %w", err)
+	}
+	return o, rd.Envelope(), nil
 }
 
 // counter returns the release counter of a new release: the highest so

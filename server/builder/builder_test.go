@@ -3,6 +3,7 @@ package builder_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,22 +70,7 @@ images:
 
 func TestBuild(t *testing.T) {
 	ctx := context.Background()
-	url, signers := firmwareRepo(t)
-	policy, err := gitsource.SSHPolicy(signers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := gitsource.Open(gitsource.Config{URL: url, Dir: filepath.Join(t.TempDir(), "cache"), Policy: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.Fetch(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tags, err := repo.Tags()
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, repo, tags := fetchedRepo(t)
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -194,4 +180,68 @@ func parseDigest(s string) (bundle.Digest, error) {
 	var d bundle.Digest
 	err := d.UnmarshalText([]byte(strings.TrimPrefix(s, "sha256:")))
 	return d, err
+}
+
+// fetchedRepo makes the repository of firmwareRepo and returns its URL, a
+// fetched gitsource.Repo of it that trusts its signer, and its tags.
+func fetchedRepo(t *testing.T) (string, *gitsource.Repo, []gitsource.Tag) {
+	t.Helper()
+	url, signers := firmwareRepo(t)
+	policy, err := gitsource.SSHPolicy(signers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := gitsource.Open(gitsource.Config{URL: url, Dir: filepath.Join(t.TempDir(), "cache"), Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := repo.Tags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, repo, tags
+}
+
+// failingObjects is object storage that fails every image upload after
+// reading part of it, as a storage outage mid-upload would.
+type failingObjects struct{ bundle.Dir }
+
+func (o failingObjects) PutObject(ctx context.Context, key string, r io.Reader, size int64) error {
+	if strings.HasPrefix(key, "blobs/") {
+		io.CopyN(io.Discard, r, size/2)
+		return errors.New("storage is down")
+	}
+	return o.Dir.PutObject(ctx, key, r, size)
+}
+
+// TestBuildStorageFails checks that a build whose upload fails, while the
+// bundle streams into storage, fails with the storage's error and stores
+// no envelope: no release is visible.
+func TestBuildStorageFails(t *testing.T) {
+	ctx := context.Background()
+	url, repo, tags := fetchedRepo(t)
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr := bundletest.NewTrust(t, 1, 1, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	b := &builder.Builder{Repo: repo, Store: st, Objects: failingObjects{bundle.Dir(dir)}, Signer: trust.Sealer(tr.Targets),
+		Verifier: tr.Verifier(t), RepoURL: url, Owner: "replica-1"}
+	for _, tg := range tags {
+		if tg.Name != "v1.0.0" {
+			continue
+		}
+		if _, err := b.Build(ctx, tg); err == nil || !strings.Contains(err.Error(), "storage is down") {
+			t.Errorf("Build with storage down: %v, want the storage's error", err)
+		}
+	}
+	envelopes, _ := filepath.Glob(filepath.Join(dir, "bundles", "*"))
+	if len(envelopes) > 0 {
+		t.Errorf("envelopes stored by a failed build: %v", envelopes)
+	}
 }
