@@ -112,7 +112,11 @@ func (d *device) offer(ctx context.Context, s link.State) {
 		return
 	}
 	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", why)
+	if !d.f.acquire(ctx) {
+		return
+	}
 	err := d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
+	d.f.release()
 	for err != nil && ctx.Err() == nil {
 		if errors.Is(err, update.ErrRebooting) {
 			if !sleep(ctx, d.f.cfg.BootTime) {
@@ -128,7 +132,11 @@ func (d *device) offer(ctx context.Context, s link.State) {
 				return
 			}
 		}
+		if !d.f.acquire(ctx) {
+			return
+		}
 		err = d.eng.Resume(ctx)
+		d.f.release()
 	}
 }
 
@@ -237,13 +245,22 @@ func (d *device) statusOf(j update.Journal) *gitfleetv1.DeviceStatus {
 // publishStatus publishes the device's status again at QoS 1, not
 // retained, with a health check named "load" whose message is note, and
 // returns once the broker acknowledged it: the messages of a load test.
-func (d *device) publishStatus(ctx context.Context, note string) error {
+//
+// With keep, the status with note also becomes the link's, so that the
+// heartbeats that follow keep the note: a server keeps the latest status
+// by the device's clock.
+func (d *device) publishStatus(ctx context.Context, note string, keep bool) error {
 	st := proto.Clone(d.status.Load()).(*gitfleetv1.DeviceStatus)
-	st.DeviceId, st.ProtocolVersion, st.Online, st.Time = d.id, gitfleetv1.ProtocolVersion, true, timestamppb.Now()
 	if st.Health == nil {
 		st.Health = &gitfleetv1.Health{Ok: true}
 	}
 	st.Health.Checks = append(st.Health.Checks, &gitfleetv1.HealthCheck{Name: "load", Ok: true, Message: note})
+	if keep {
+		if err := d.link.SetStatus(st); err != nil {
+			return err
+		}
+	}
+	st.DeviceId, st.ProtocolVersion, st.Online, st.Time = d.id, gitfleetv1.ProtocolVersion, true, timestamppb.Now()
 	b, err := proto.Marshal(st)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,12 @@ type Config struct {
 	Reconnect backoff.Policy
 	// BootTime is how long a simulated reboot takes.
 	BootTime time.Duration
+	// Installs bounds the engine runs at once (default 32 per CPU). All
+	// devices share the simulator's CPUs and memory, as no real fleet does:
+	// thousands of bundle verifications at once would only thrash them
+	// (each image reader holds two chunks, 1 MiB each by default). A device
+	// waiting for its turn stays idle, and reboots wait outside the bound.
+	Installs int
 	// HTTP downloads bundles (default http.DefaultClient).
 	HTTP *http.Client
 	Log  *slog.Logger
@@ -78,6 +85,9 @@ func (c *Config) check() error {
 	if c.KeepAlive == 0 {
 		c.KeepAlive = time.Minute
 	}
+	if c.Installs == 0 {
+		c.Installs = 32 * runtime.GOMAXPROCS(0)
+	}
 	if c.HTTP == nil {
 		c.HTTP = http.DefaultClient
 	}
@@ -94,6 +104,7 @@ type Fleet struct {
 	targets   *trust.Verifier // bundles
 	timestamp *trust.Verifier // channel and desired states
 	bundles   *bundles
+	installs  chan struct{} // a token per engine run under way
 
 	mu      sync.Mutex
 	devices []*device // as they were started
@@ -119,8 +130,22 @@ func New(cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("sim: root: %w", err)
 	}
 	f.bundles = newBundles(cfg.HTTP, f.targets)
+	f.installs = make(chan struct{}, cfg.Installs)
 	return f, nil
 }
+
+// acquire waits for a turn to run an engine, and reports whether it got
+// one before ctx ended; release ends the turn.
+func (f *Fleet) acquire(ctx context.Context) bool {
+	select {
+	case f.installs <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (f *Fleet) release() { <-f.installs }
 
 // Run starts the devices at Config.ConnectRate and keeps them running until
 // ctx ends; then every device marks itself offline and disconnects, and

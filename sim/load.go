@@ -25,6 +25,11 @@ type Storm struct {
 	Rounds      int
 	Concurrency int
 	Note        string
+	// Keep makes the last round's status the one each device's link
+	// publishes, retained, on change and at each heartbeat, so that a later
+	// heartbeat does not take the note away: one more message a device,
+	// which the storm does not count.
+	Keep bool
 }
 
 // StormResult is what a storm sent.
@@ -57,7 +62,7 @@ func (f *Fleet) Storm(ctx context.Context, s Storm) (StormResult, error) {
 					if i >= len(devices) {
 						return nil
 					}
-					if err := devices[i].publishStatus(ctx, note); err != nil {
+					if err := devices[i].publishStatus(ctx, note, s.Keep && r == s.Rounds); err != nil {
 						return fmt.Errorf("device %s: %w", devices[i].id, err)
 					}
 					sent.Add(1)

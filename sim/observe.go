@@ -3,8 +3,10 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -154,11 +156,12 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // a channel's status and a page of 100 devices in turn, at a steady pace,
 // as a dashboard would.
 type Prober struct {
-	api     *apiclient.Client
-	channel string
-	mu      sync.Mutex
-	lat     []time.Duration
-	errors  int
+	api      *apiclient.Client
+	channel  string
+	mu       sync.Mutex
+	lat      []time.Duration
+	errors   int
+	firstErr string
 }
 
 // NewProber returns a prober of api for channel.
@@ -186,9 +189,16 @@ func (p *Prober) Run(ctx context.Context, every time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
+		if e, ok := errors.AsType[*apiclient.Error](err); ok && e.Status == http.StatusNotFound {
+			// The channel does not exist until its first release.
+			continue
+		}
 		p.mu.Lock()
 		if err != nil {
 			p.errors++
+			if p.firstErr == "" {
+				p.firstErr = err.Error()
+			}
 		} else {
 			p.lat = append(p.lat, time.Since(start))
 		}
@@ -203,13 +213,15 @@ type Latency struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Max      float64 `json:"max_ms"`
+	// FirstError is the first failed request's error.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // Latency returns the latency of the probes so far.
 func (p *Prober) Latency() Latency {
 	p.mu.Lock()
 	lat := slices.Clone(p.lat)
-	l := Latency{Requests: len(p.lat), Errors: p.errors}
+	l := Latency{Requests: len(p.lat), Errors: p.errors, FirstError: p.firstErr}
 	p.mu.Unlock()
 	if len(lat) == 0 {
 		return l

@@ -43,6 +43,7 @@ type Config struct {
 	Timeout      time.Duration
 	Output       string
 	Quiet        bool
+	PprofAddr    string
 }
 
 // Default returns the defaults of every flag.
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up after this long")
 	fs.StringVar(&c.Output, "o", c.Output, "output: text or json")
 	fs.BoolVar(&c.Quiet, "q", false, "no progress lines")
+	fs.StringVar(&c.PprofAddr, "pprof", "", "serve net/http/pprof on this address (HOST:PORT), to profile the simulator itself")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
@@ -79,6 +82,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
+	}
+	if cfg.PprofAddr != "" {
+		ln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		defer ln.Close()
+		go http.Serve(ln, nil) // net/http/pprof's handlers are on the default mux
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := raiseFileLimit(cfg.Devices); err != nil {
@@ -302,7 +313,7 @@ func (r *runner) storm(ctx context.Context, password string) error {
 		defer sink.Close()
 	}
 	r.progress("storm: %d devices publish %d statuses each", r.cfg.Devices, r.cfg.Storm)
-	sent, err := r.fleet.Storm(ctx, sim.Storm{Rounds: r.cfg.Storm, Concurrency: 2000, Note: note})
+	sent, err := r.fleet.Storm(ctx, sim.Storm{Rounds: r.cfg.Storm, Concurrency: 2000, Note: note, Keep: !r.cfg.Peer})
 	if err != nil {
 		return err
 	}
