@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -130,7 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("--since %q: want Unix seconds, e.g. $(date +%%s.%%N)", since)
 		}
-		c.Since = time.Unix(0, int64(f*1e9))
+		// To the microsecond, which a float64 of Unix seconds still holds.
+		c.Since = time.UnixMicro(int64(math.Round(f * 1e6)))
 	}
 	return c, c.Validate()
 }
