@@ -214,6 +214,14 @@ type Status struct {
 	Last      *update.Outcome  `json:"last_result,omitempty"`
 	// Confirmed is true when no new release waits for its trial to end.
 	Confirmed bool `json:"confirmed"`
+	// BootedSlot is the slot group running, ActiveSlot the group the
+	// bootloader starts next (they differ once an update is armed and
+	// after a rollback was decided), BootID the id of this boot. Each is
+	// omitted when the device cannot tell (the script bootloader cannot
+	// say which group it starts).
+	BootedSlot string `json:"booted_slot,omitempty"`
+	ActiveSlot string `json:"active_slot,omitempty"`
+	BootID     string `json:"boot_id,omitempty"`
 }
 
 func printStatus(w io.Writer, cfg Config) error {
@@ -223,6 +231,11 @@ func printStatus(w io.Writer, cfg Config) error {
 	}
 	s := Status{Device: cfg.Device.ID, State: j.State, Installed: j.Installed, Update: j.Update, Last: j.LastResult,
 		Confirmed: j.State == update.Idle}
+	dev := &device{cfg: cfg}
+	if _, err := dev.wireBoot(); err != nil {
+		return err
+	}
+	s.BootID, s.BootedSlot, s.ActiveSlot = dev.bootFacts()
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)

@@ -237,6 +237,9 @@ func (d *daemon) publish(j update.Journal) {
 			st.Version, st.Tag, st.Commit, st.BundleDigest = u.Release.Version, u.Release.Tag, u.Release.Commit, u.Release.Digest
 		}
 	}
+	if d.engine != nil {
+		st.BootId, st.BootedSlot, st.ActiveSlot = d.engine.bootFacts()
+	}
 	st.Health = d.health
 	if st.Health == nil && j.State == update.Idle && j.Installed.Digest != "" {
 		// Committed releases passed their health checks.

@@ -107,7 +107,8 @@ func TestDaemonFollowsChannel(t *testing.T) {
 		return sts
 	}
 	confirmed := func(st *gitfleetv1.DeviceStatus) bool {
-		return st.GetVersion() == "1.4.0" && st.GetBootConfirmed() && st.GetUpdateState() == "idle" && st.GetTag() == "v1.4.0"
+		return st.GetVersion() == "1.4.0" && st.GetBootConfirmed() && st.GetUpdateState() == "idle" && st.GetTag() == "v1.4.0" &&
+			st.GetBootedSlot() == "B" && st.GetActiveSlot() == "B" && st.GetBootId() != ""
 	}
 	// Stop once a heartbeat has repeated the confirmed status: then it is
 	// the daemon's settled word, not a moment before a stale one.

@@ -124,12 +124,17 @@ func TestInstallCommitAndRefusal(t *testing.T) {
 	if err != nil || !strings.Contains(out, "installed 1.4.0 into slot group B; rebooting") {
 		t.Fatalf("install: %q, %v", out, err)
 	}
-	if s := b.status(t); s.State != "rebooting" || s.Confirmed {
+	s := b.status(t)
+	if s.State != "rebooting" || s.Confirmed || s.BootedSlot != "A" || s.ActiveSlot != "B" || s.BootID == "" {
 		t.Errorf("status after install = %+v", s)
 	}
 	b.powerOn(t)
 	if cl, _ := os.ReadFile(b.cmdline); !strings.Contains(string(cl), "gitfleet.slot=B") {
 		t.Fatalf("board booted %q, want B", cl)
+	}
+	// Armed, A ran and B was next; now B runs on trial, with a new boot id.
+	if s2 := b.status(t); s2.BootedSlot != "B" || s2.ActiveSlot != "B" || s2.BootID == "" || s2.BootID == s.BootID {
+		t.Errorf("status on the trial boot = %+v (before: boot id %q)", s2, s.BootID)
 	}
 	// Without the daemon, a manual commit is refused: health checks are
 	// configured, and the update is still in "rebooting" until run resumes.

@@ -28,6 +28,71 @@ type device struct {
 	locks  []*os.File // more locks to release on Close
 	// checker holds the results of the last health checks, for the status.
 	checker *health.Checker
+	// For the status: which group runs, which the bootloader starts next
+	// (env is nil for the script backend, which cannot say), and the boot
+	// id.
+	slots  *slot.Pair
+	env    *boot.Env
+	system *system.System
+}
+
+// wireBoot wires the bootloader backend, the slots and the system from the
+// config, and returns the bootloader. It takes no lock and writes nothing:
+// status uses it beside a running daemon.
+func (d *device) wireBoot() (update.Bootloader, error) {
+	cfg := d.cfg
+	var (
+		bl       update.Bootloader
+		detector slot.Detector
+	)
+	b := cfg.Bootloader
+	if b.Type == "script" {
+		s, err := boot.NewScript(b.Commands)
+		if err != nil {
+			return nil, fmt.Errorf("bootloader: %w", err)
+		}
+		bl = s
+	} else {
+		var store boot.Store
+		switch b.Type {
+		case "uboot":
+			fc, err := bootenv.ReadFwEnvConfig(b.FwEnvConfig)
+			if err != nil {
+				return nil, fmt.Errorf("bootloader.fw_env_config: %w", err)
+			}
+			store = bootenv.NewUBootEnv(fc)
+		case "grub":
+			store = &bootenv.GRUBEnv{Path: b.GRUBEnv}
+		case "file":
+			store = &boot.File{Path: b.File}
+		}
+		env, err := boot.NewEnv(store, b.Convention)
+		if err != nil {
+			return nil, fmt.Errorf("bootloader: %w", err)
+		}
+		bl, detector, d.env = env, env, env
+	}
+	slots, err := slot.New(cfg.Slots, detector)
+	if err != nil {
+		return nil, fmt.Errorf("slots: %w", err)
+	}
+	d.slots = slots
+	d.system = &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand}
+	return bl, nil
+}
+
+// bootFacts returns the boot id, the group running and the group the
+// bootloader starts next, for the status. A fact the device cannot
+// read now is left empty: the status is sent anyway.
+func (d *device) bootFacts() (bootID, booted, active string) {
+	bootID, _ = d.system.BootID()
+	booted, _ = d.slots.Booted()
+	if d.env != nil {
+		if s, err := d.env.State(context.Background()); err == nil {
+			active = s.Default
+		}
+	}
+	return bootID, booted, active
 }
 
 // bootloader is what the agent needs of a bootloader backend.
@@ -68,40 +133,9 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 		return fmt.Errorf("trust.root %s: %w", cfg.Trust.Root, err)
 	}
 
-	var (
-		bl       update.Bootloader
-		detector slot.Detector
-	)
-	b := cfg.Bootloader
-	if b.Type == "script" {
-		s, err := boot.NewScript(b.Commands)
-		if err != nil {
-			return fmt.Errorf("bootloader: %w", err)
-		}
-		bl = s
-	} else {
-		var store boot.Store
-		switch b.Type {
-		case "uboot":
-			fc, err := bootenv.ReadFwEnvConfig(b.FwEnvConfig)
-			if err != nil {
-				return fmt.Errorf("bootloader.fw_env_config: %w", err)
-			}
-			store = bootenv.NewUBootEnv(fc)
-		case "grub":
-			store = &bootenv.GRUBEnv{Path: b.GRUBEnv}
-		case "file":
-			store = &boot.File{Path: b.File}
-		}
-		env, err := boot.NewEnv(store, b.Convention)
-		if err != nil {
-			return fmt.Errorf("bootloader: %w", err)
-		}
-		bl, detector = env, env
-	}
-	slots, err := slot.New(cfg.Slots, detector)
+	bl, err := d.wireBoot()
 	if err != nil {
-		return fmt.Errorf("slots: %w", err)
+		return err
 	}
 	var checker update.Checker
 	if !cfg.Health.Manual {
@@ -111,11 +145,11 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 		}
 		checker, d.checker = hc, hc
 	}
-	var upSlots update.Slots = slots
+	var upSlots update.Slots = d.slots
 	if faultsArmed {
 		reporter = faultReporter{reporter}
 		if faultByte > 0 {
-			upSlots = faultSlots{Slots: slots, written: new(int64)}
+			upSlots = faultSlots{Slots: d.slots, written: new(int64)}
 		}
 	}
 	tlsConfig, err := fetchTLS(cfg)
@@ -131,7 +165,7 @@ func (d *device) wire(reporter update.Reporter, log *slog.Logger) error {
 		},
 		Slots:    upSlots,
 		Boot:     bl,
-		System:   &system.System{BootIDFile: cfg.System.BootIDFile, RebootCommand: cfg.System.RebootCommand},
+		System:   d.system,
 		Health:   checker,
 		Reporter: reporter,
 		Policy:   update.Policy{DeviceType: cfg.Device.Type},
