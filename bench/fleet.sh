@@ -172,7 +172,9 @@ row(f"fleet: tag to all confirmed, {n} devices, less wave waits", round(ro.get("
 row(f"fleet: tag to rollout {ro.get('state', '?')}, with wave waits", round(ro.get("elapsed_s", 0), 1), "s", "-", "-", "-")
 row("fleet: server CPU over the run", round(srv.get("cpu_cores", 0), 2), "cores", "Mosquitto CPU", round((fleet.get("broker") or {}).get("cpu_cores", 0), 2), "-")
 row("fleet: server RSS peak", round(srv.get("rss_peak_mib", 0)), "MiB", "-", "-", "-")
-row("fleet: API p99 under load", round(api.get("p99_ms", 0), 1), "ms", "API p50", round(api.get("p50_ms", 0), 1), "-")
+for name, key in (("channel status", "channel"), ("device page", "devices")):
+    l = api.get(key) or {}
+    row(f"fleet: API {name} p99 under load", round(l.get("p99_ms", 0), 1), "ms", "its p50", round(l.get("p50_ms", 0), 1), "-")
 row("fleet: simulator memory per device", round(fleet.get("per_device_kib", 0), 1), "KiB", "-", "-", "-")
 PY
 while IFS=$'\t' read -r figure value unit ref refv goal; do

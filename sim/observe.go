@@ -154,11 +154,16 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // A Prober measures the fleet status API's latency under load: it asks for
 // a channel's status and a page of 100 devices in turn, at a steady pace,
-// as a dashboard would.
+// as a dashboard would. The two are kept apart: a channel's status is the
+// rollout controller's last evaluation, a page of devices a database read.
 type Prober struct {
-	api      *apiclient.Client
-	channel  string
-	mu       sync.Mutex
+	api     *apiclient.Client
+	channel string
+	mu      sync.Mutex
+	probes  [2]probes // channel, devices
+}
+
+type probes struct {
 	lat      []time.Duration
 	errors   int
 	firstErr string
@@ -173,7 +178,7 @@ func NewProber(api *apiclient.Client, channel string) *Prober {
 func (p *Prober) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for i := 0; ; i++ {
+	for i := 0; ; i = 1 - i {
 		select {
 		case <-ctx.Done():
 			return
@@ -181,7 +186,7 @@ func (p *Prober) Run(ctx context.Context, every time.Duration) {
 		}
 		start := time.Now()
 		var err error
-		if i%2 == 0 {
+		if i == 0 {
 			_, err = p.api.Channel(ctx, p.channel)
 		} else {
 			_, err = p.api.Devices(ctx, apiclient.DeviceQuery{Channel: p.channel, Limit: 100})
@@ -194,19 +199,21 @@ func (p *Prober) Run(ctx context.Context, every time.Duration) {
 			continue
 		}
 		p.mu.Lock()
+		pr := &p.probes[i]
 		if err != nil {
-			p.errors++
-			if p.firstErr == "" {
-				p.firstErr = err.Error()
+			pr.errors++
+			if pr.firstErr == "" {
+				pr.firstErr = err.Error()
 			}
 		} else {
-			p.lat = append(p.lat, time.Since(start))
+			pr.lat = append(pr.lat, time.Since(start))
 		}
 		p.mu.Unlock()
 	}
 }
 
-// Latency is the API's latency over the probes so far, in milliseconds.
+// Latency is the API's latency over the probes of one request so far, in
+// milliseconds.
 type Latency struct {
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
@@ -217,15 +224,26 @@ type Latency struct {
 	FirstError string `json:"first_error,omitempty"`
 }
 
-// Latency returns the latency of the probes so far.
-func (p *Prober) Latency() Latency {
+// Latencies are the API's latencies by request.
+type Latencies struct {
+	// Channel is GET /channels/{name}, Devices GET /devices?channel=…&limit=100.
+	Channel Latency `json:"channel"`
+	Devices Latency `json:"devices"`
+}
+
+// Latency returns the latencies of the probes so far.
+func (p *Prober) Latency() Latencies {
 	p.mu.Lock()
-	lat := slices.Clone(p.lat)
-	l := Latency{Requests: len(p.lat), Errors: p.errors, FirstError: p.firstErr}
-	p.mu.Unlock()
-	if len(lat) == 0 {
+	defer p.mu.Unlock()
+	return Latencies{Channel: p.probes[0].latency(), Devices: p.probes[1].latency()}
+}
+
+func (pr *probes) latency() Latency {
+	l := Latency{Requests: len(pr.lat), Errors: pr.errors, FirstError: pr.firstErr}
+	if len(pr.lat) == 0 {
 		return l
 	}
+	lat := slices.Clone(pr.lat)
 	slices.Sort(lat)
 	ms := func(q float64) float64 {
 		return float64(lat[min(int(q*float64(len(lat))), len(lat)-1)]) / float64(time.Millisecond)

@@ -38,7 +38,7 @@ type Result struct {
 	Storm   *StormResult   `json:"storm,omitempty"`
 	Server  *sim.Usage     `json:"server,omitempty"`
 	Broker  *sim.Usage     `json:"broker,omitempty"`
-	API     *sim.Latency   `json:"api,omitempty"`
+	API     *sim.Latencies `json:"api,omitempty"`
 	// SimRSS is this program's peak resident size, in MiB, and
 	// PerDeviceKiB that divided by the devices.
 	SimRSS       float64 `json:"sim_rss_mib"`
@@ -388,8 +388,13 @@ func (r *runner) print(w io.Writer) error {
 	if u := res.Broker; u != nil {
 		fmt.Fprintf(w, "broker           %.2f cores, RSS peak %.0f MiB\n", u.CPU, u.RSSPeak)
 	}
-	if l := res.API; l != nil {
-		fmt.Fprintf(w, "API latency      p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests (%d errors)\n", l.P50, l.P99, l.Max, l.Requests, l.Errors)
+	if a := res.API; a != nil {
+		for _, l := range []struct {
+			name string
+			sim.Latency
+		}{{"channel status", a.Channel}, {"device page", a.Devices}} {
+			fmt.Fprintf(w, "API %-14s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests (%d errors)\n", l.name, l.P50, l.P99, l.Max, l.Requests, l.Errors)
+		}
 	}
 	_, err := fmt.Fprintf(w, "simulator        RSS peak %.0f MiB, %.1f KiB per device; %d events sent; %d engine errors; %d CPUs\n", res.SimRSS, res.PerDeviceKiB, res.Events, res.EngineErrors, runtime.NumCPU())
 	return err
