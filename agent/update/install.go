@@ -275,29 +275,31 @@ func (e *Engine) verifySlots(ctx context.Context) error {
 		return err
 	}
 	src.Close()
+	target := e.j.Update.Target
 	for i := range m.Images {
 		im := &m.Images[i]
-		slot, err := e.Slots.Open(e.j.Update.Target, im.Slot, false)
-		if err != nil {
-			return fmt.Errorf("read back image %s: %w", im.Name, err)
-		}
-		r := io.LimitReader(ctxio.Reader(ctx, slot), im.Size)
+		open := func() (Slot, error) { return e.Slots.Open(target, im.Slot, false) }
 		if w := e.written.image(e.j.Update.Release.Digest, im); w.complete() {
-			err = w.check(r)
+			err = w.check(ctx, open)
 		} else {
-			err = verifyImage(r, im)
+			err = verifyImage(ctx, open, im)
 		}
-		slot.Close()
 		if err != nil {
-			return fmt.Errorf("read back image %s from slot %s/%s: %w", im.Name, e.j.Update.Target, im.Slot, err)
+			return fmt.Errorf("read back image %s from slot %s/%s: %w", im.Name, target, im.Slot, err)
 		}
 	}
 	return nil
 }
 
-// verifyImage reads an image and checks every chunk's SHA-256 digest.
-func verifyImage(r io.Reader, im *bundle.Image) error {
-	ir, err := bundle.NewPipelinedImageReader(r, im, 0, 0)
+// verifyImage reads an image from its slot and checks every chunk's
+// SHA-256 digest.
+func verifyImage(ctx context.Context, open func() (Slot, error), im *bundle.Image) error {
+	slot, err := open()
+	if err != nil {
+		return err
+	}
+	defer slot.Close()
+	ir, err := bundle.NewPipelinedImageReader(io.LimitReader(ctxio.Reader(ctx, slot), im.Size), im, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,14 @@
 package update
 
 import (
+	"context"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"runtime"
+	"sync"
+
+	"github.com/gitfleet/gitfleet/internal/ctxio"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 )
@@ -87,14 +92,47 @@ func (wi *writtenImage) complete() bool {
 	return true
 }
 
-// check reads the image from r and compares each chunk with its
-// fingerprint. It streams through a small buffer: a chunk is never held
-// whole.
-func (wi *writtenImage) check(r io.Reader) error {
+// check reads the image back and compares each chunk with its
+// fingerprint, on every core: each worker opens the slot with open and
+// reads its own run of chunks through a small buffer, so memory stays a
+// few hundred KiB whatever the chunk size. The first bad chunk in image
+// order is the error.
+func (wi *writtenImage) check(ctx context.Context, open func() (Slot, error)) error {
+	workers := min(runtime.GOMAXPROCS(0), len(wi.sums))
+	per := (len(wi.sums) + workers - 1) / max(workers, 1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for k := range workers {
+		from, to := k*per, min((k+1)*per, len(wi.sums))
+		wg.Go(func() { errs[k] = wi.checkRun(ctx, open, from, to) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRun checks chunks [from, to).
+func (wi *writtenImage) checkRun(ctx context.Context, open func() (Slot, error), from, to int) error {
+	if from >= to {
+		return nil
+	}
+	slot, err := open()
+	if err != nil {
+		return err
+	}
+	defer slot.Close()
+	if _, err := slot.Seek(int64(from)*wi.im.ChunkSize, io.SeekStart); err != nil {
+		return err
+	}
+	r := ctxio.Reader(ctx, slot)
 	buf := make([]byte, min(wi.im.ChunkSize, 256<<10))
 	var h maphash.Hash
 	h.SetSeed(wi.seed)
-	for i, want := range wi.sums {
+	for i := from; i < to; i++ {
 		h.Reset()
 		n := wi.im.ChunkLen(i)
 		if got, err := io.CopyBuffer(&h, io.LimitReader(r, n), buf); err != nil {
@@ -102,7 +140,7 @@ func (wi *writtenImage) check(r io.Reader) error {
 		} else if got != n {
 			return fmt.Errorf("%w: image %s ends in chunk %d at byte %d of %d", bundle.ErrTruncated, wi.im.Name, i, int64(i)*wi.im.ChunkSize+got, wi.im.Size)
 		}
-		if h.Sum64() != want {
+		if h.Sum64() != wi.sums[i] {
 			return fmt.Errorf("%w: image %s chunk %d (bytes %d-%d) reads back other bytes than were written", bundle.ErrCorrupt, wi.im.Name, i, int64(i)*wi.im.ChunkSize, int64(i)*wi.im.ChunkSize+n-1)
 		}
 	}
