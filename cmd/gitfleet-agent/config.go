@@ -168,7 +168,7 @@ func (c Config) Validate() error {
 		}
 	case "grub":
 		if b.GRUBEnv == "" {
-			bad("bootloader.grubenv", "set the grubenv file (e.g. /boot/efi/EFI/debian/grubenv)")
+			bad("bootloader.grubenv", "set the grubenv file (e.g. /boot/grub/grubenv, the one the grub.cfg's load_env reads)")
 		}
 	case "file":
 		if b.File == "" {
