@@ -117,13 +117,17 @@ func tagToConfirmed(t *testing.T, cfg Config, brokerURL string, account func() (
 	b := newBoard(t, filepath.Join(cfg.DataDir, "keys", "root.json"), brokerURL, device, password)
 	b.run(t, ctx, func() bool { _, err := os.Stat(b.marker); return err == nil }) // installs, asks to reboot
 	b.powerOn(t)
-	b.run(t, ctx, func() bool { // confirms, reports
+	var events struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	b.run(t, ctx, func() bool { // confirms, reports; runs until its outbox has delivered the whole update's events
 		var d struct {
 			Version   string `json:"version"`
 			Commit    string `json:"commit"`
 			Confirmed bool   `json:"confirmed"`
 		}
-		return get("/devices/"+device, &d) && d.Version == "1.0.0" && d.Confirmed && len(d.Commit) == 40
+		return get("/devices/"+device, &d) && d.Version == "1.0.0" && d.Confirmed && len(d.Commit) == 40 &&
+			get("/devices/"+device+"/events", &events) && len(events.Events) >= 8
 	})
 	var d map[string]any
 	get("/devices/"+device, &d)
@@ -136,9 +140,6 @@ func tagToConfirmed(t *testing.T, cfg Config, brokerURL string, account func() (
 		b, _ := json.Marshal(ch)
 		return strings.Contains(string(b), `"Ready"`) && strings.Contains(strings.ToLower(string(b)), "complete")
 	})
-	var events struct {
-		Events []json.RawMessage `json:"events"`
-	}
 	if !get("/devices/"+device+"/events", &events) || len(events.Events) < 8 {
 		t.Errorf("device events = %d, want the whole update's", len(events.Events))
 	}

@@ -58,10 +58,16 @@ type Controller struct {
 	// URLs expire, and a device may start a download at any time.
 	Readvertise time.Duration
 
+	// mu serialises steps and rollout actions; it guards advertised and
+	// overrides. A step reads every device, so it can take a while:
+	// results has a lock of its own, so the API's Statuses never waits
+	// for a step.
 	mu         sync.Mutex
 	advertised map[string]advert            // channel → last advertised
 	overrides  map[string]gitfleetv1.Action // device → penalty-box override published
-	results    map[string]*rollout.Result   // channel → last step
+
+	resultsMu sync.Mutex
+	results   map[string]*rollout.Result // channel → last step
 }
 
 // Status is the last step's view of one channel, for the API.
@@ -209,8 +215,8 @@ func (c *Controller) Command(ctx context.Context, channel string, ev rollout.Eve
 
 // Statuses returns the last step's view of every channel.
 func (c *Controller) Statuses() []Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.resultsMu.Lock()
+	defer c.resultsMu.Unlock()
 	var out []Status
 	for name, r := range c.results {
 		s := Status{Channel: name, Result: r}
@@ -225,6 +231,8 @@ func (c *Controller) Statuses() []Status {
 }
 
 func (c *Controller) remember(channel string, r *rollout.Result) {
+	c.resultsMu.Lock()
+	defer c.resultsMu.Unlock()
 	if c.results == nil {
 		c.results = map[string]*rollout.Result{}
 	}
