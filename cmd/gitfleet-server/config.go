@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,18 @@ type Config struct {
 			Keys   string `yaml:"keys"`
 		} `yaml:"signatures"`
 		WebhookSecretFile string `yaml:"webhook_secret_file"`
+		// Auth is how the server authenticates to the repository: a
+		// token (password_file) for https://, a key and the server's host
+		// key for ssh://. Secrets live in files, never in the URL, which
+		// goes into every bundle's signed provenance.
+		Auth struct {
+			Username     string `yaml:"username"`
+			PasswordFile string `yaml:"password_file"`
+			CAFile       string `yaml:"ca_file"`
+			SSHKeyFile   string `yaml:"ssh_key_file"`
+			SSHUser      string `yaml:"ssh_user"`
+			KnownHosts   string `yaml:"known_hosts"`
+		} `yaml:"auth"`
 	} `yaml:"git"`
 	Keys struct {
 		// Root is the pinned root.json devices trust.
@@ -150,6 +163,27 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("git.signatures.method", "%q: use off, openpgp or ssh", c.Git.Signatures.Method)
+	}
+	if u, err := url.Parse(c.Git.URL); c.Git.URL != "" && err != nil {
+		bad("git.url", "%v", err)
+	} else if c.Git.URL != "" {
+		if _, set := u.User.Password(); set {
+			bad("git.url", "it holds a password: put the token in git.auth.password_file (the URL goes into every bundle's provenance)")
+		}
+		a := c.Git.Auth
+		switch u.Scheme {
+		case "ssh":
+			if a.SSHKeyFile == "" {
+				bad("git.auth.ssh_key_file", "an ssh:// repository needs the server's private key file")
+			}
+			if a.KnownHosts == "" {
+				bad("git.auth.known_hosts", "an ssh:// repository needs a known_hosts file listing its host key (no trust on first use)")
+			}
+		case "http", "https":
+			if a.SSHKeyFile != "" || a.KnownHosts != "" {
+				bad("git.auth", "ssh_key_file and known_hosts are for ssh:// URLs, not %s://", u.Scheme)
+			}
+		}
 	}
 	if c.Objects.S3.Endpoint != "" {
 		if err := c.Objects.S3.Validate(); err != nil {

@@ -192,7 +192,11 @@ func (s *server) openGit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("git.signatures: %w", err)
 	}
-	s.repo, err = gitsource.Open(gitsource.Config{URL: g.URL, Branch: g.Branch, Dir: filepath.Join(s.cfg.DataDir, "git"), Policy: policy})
+	auth, err := gitAuth(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.repo, err = gitsource.Open(gitsource.Config{URL: g.URL, Branch: g.Branch, Dir: filepath.Join(s.cfg.DataDir, "git"), Policy: policy, Auth: auth})
 	if err != nil {
 		return err
 	}
@@ -329,4 +333,38 @@ func (x reports) Report(_ context.Context, channel string) (*rollout.Result, err
 		}
 	}
 	return nil, nil
+}
+
+// gitAuth reads the credentials git.auth names.
+func gitAuth(cfg Config) (gitsource.Auth, error) {
+	a := cfg.Git.Auth
+	auth := gitsource.Auth{Username: a.Username, SSHUser: a.SSHUser, KnownHosts: a.KnownHosts}
+	for _, f := range []struct {
+		field, path string
+		to          *[]byte
+	}{
+		{"git.auth.ca_file", a.CAFile, &auth.CABundle},
+		{"git.auth.ssh_key_file", a.SSHKeyFile, &auth.SSHKey},
+	} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return gitsource.Auth{}, fmt.Errorf("%s: %w", f.field, err)
+		}
+		*f.to = b
+	}
+	if a.PasswordFile != "" {
+		b, err := os.ReadFile(a.PasswordFile)
+		if err != nil {
+			return gitsource.Auth{}, fmt.Errorf("git.auth.password_file: %w", err)
+		}
+		auth.Password = strings.TrimSpace(string(b))
+		if auth.Username == "" {
+			auth.Username = "gitfleet" // a token needs some user name
+		}
+	}
+	auth.SSHKeyPassphrase = os.Getenv("GITFLEET_GIT_SSH_KEY_PASSPHRASE")
+	return auth, nil
 }
