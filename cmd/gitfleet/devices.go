@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -125,7 +126,7 @@ type deviceView struct {
 }
 
 func newDeviceCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "device", Short: "Show a device"}
+	cmd := &cobra.Command{Use: "device", Short: "Show a device, or let it out of the penalty box"}
 	var (
 		r      remote
 		events int
@@ -162,7 +163,37 @@ func newDeviceCommand() *cobra.Command {
 	}
 	show.Flags().IntVar(&events, "events", 10, "how many of the latest events to show")
 	r.register(show)
-	cmd.AddCommand(show)
+
+	var release, reason string
+	clear := &cobra.Command{
+		Use:   "clear-penalty ID --release VERSION",
+		Short: "Forget a device's failures to install a release, so the rollout offers it again",
+		Long: "Forget a device's failures to install a release: at the next rollout step the device leaves the\n" +
+			"penalty box and is offered the release again. Needs a token with the admin scope.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if release == "" {
+				return errors.New("--release: name the release whose failures to forget, e.g. 1.5.0")
+			}
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			d, err := c.ClearPenalty(cmd.Context(), args[0], release, reason)
+			if err != nil {
+				return c.check(err)
+			}
+			if r.json() {
+				return writeJSON(cmd.OutOrStdout(), d)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "device %s: failures to install %s forgotten; the rollout offers it again\n", d.ID, release)
+			return err
+		},
+	}
+	clear.Flags().StringVar(&release, "release", "", "the release (version) whose failures to forget")
+	clear.Flags().StringVar(&reason, "reason", "", "why, one line (logged with the token's name)")
+	r.register(clear)
+	cmd.AddCommand(show, clear)
 	return cmd
 }
 

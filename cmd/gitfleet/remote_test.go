@@ -96,6 +96,9 @@ func TestRemoteTables(t *testing.T) {
 			"2026-03-01 12:29:00 | 30 | committed | idle | 1.4.0 | -",
 			"2026-03-01 12:27:00 | 28 | writing | trial-boot | 1.4.0 | -",
 		}},
+		{name: "device clear-penalty", token: apitest.AdminToken, args: []string{"device", "clear-penalty", "dev-00001", "--release", "1.4.0", "--reason", "new flash"}, want: []string{
+			"device dev-00001: failures to install 1.4.0 forgotten; the rollout offers it again",
+		}},
 		{name: "device show without events", args: []string{"device", "show", d5.ID, "--events", "0"}, want: []string{
 			"Device: | " + d5.ID, "Version: | " + d5.Version,
 		}},
@@ -259,6 +262,10 @@ func TestRemoteErrors(t *testing.T) {
 			"POST {server}/api/v1/channels/canary/promote: 404 not_found: no built release 1.5.0-rc.1"},
 		{"no channel", apitest.ReleaseToken, []string{"promote", "1.4.0"}, "--channel: name the channel to promote 1.4.0 to"},
 		{"no channel to pause", apitest.AdminToken, []string{"rollout", "pause"}, "--channel: name the channel whose rollout to pause"},
+		{"clear-penalty without a release", apitest.AdminToken, []string{"device", "clear-penalty", "dev-00000"},
+			"--release: name the release whose failures to forget, e.g. 1.5.0"},
+		{"clear-penalty of an unknown release", apitest.AdminToken, []string{"device", "clear-penalty", "dev-00000", "--release", "9.9.9"},
+			"POST {server}/api/v1/devices/dev-00000/clear-penalty: 404 not_found: no release 9.9.9"},
 		{"bad filter", apitest.ReadToken, []string{"devices", "--online", "yes"}, `query parameter online="yes": use true or false`},
 		{"bad output", apitest.ReadToken, []string{"releases", "-o", "yaml"}, `--output "yaml": use table or json`},
 		{"bad server", apitest.ReadToken, []string{"releases", "--server", "localhost:8080"},

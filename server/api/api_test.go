@@ -283,10 +283,10 @@ func TestAuth(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(r.Pattern()+"/"+tc.name, func(t *testing.T) {
-				body := `{"version":"1.3.0"}`
-				if r.Scope != api.ScopeRelease {
-					body = ""
-				}
+				body := map[string]string{
+					"/promote":       `{"version":"1.3.0"}`,
+					"/clear-penalty": `{"release":"1.4.0"}`,
+				}[r.Path[strings.LastIndex(r.Path, "/"):]]
 				a := request(t, s, r.Method, path, "", body, tc.header...)
 				if tc.wantCode == "" {
 					if a.status != 200 {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gitfleet/gitfleet/server/apiclient"
@@ -44,6 +45,38 @@ func (s *Server) device(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, notFound(err, "device", r.PathValue("id"))
 	}
+	return deviceOf(d), nil
+}
+
+// clearPenalty answers POST /api/v1/devices/{id}/clear-penalty: it forgets
+// the device's failures to install a release, so the rollout's next step
+// lets it out of the penalty box and offers it the release again.
+func (s *Server) clearPenalty(w http.ResponseWriter, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	var body apiclient.PenaltyClear
+	if err := readJSON(w, r, &body); err != nil {
+		return nil, err
+	}
+	version := strings.TrimPrefix(body.Release, "v")
+	switch {
+	case version == "":
+		return nil, badRequest("release: name the release whose failures to forget, e.g. 1.5.0")
+	case strings.ContainsAny(body.Reason, "\r\n"):
+		return nil, badRequest("reason: give one line")
+	}
+	d, err := s.cfg.Store.Device(r.Context(), id)
+	if err != nil {
+		return nil, notFound(err, "device", id)
+	}
+	rel, err := s.cfg.Store.Release(r.Context(), version)
+	if err != nil {
+		return nil, notFound(err, "release", version)
+	}
+	// The ingest counts failures by the bundle a device was offered.
+	if err := s.cfg.Store.ClearPenalty(r.Context(), id, rel.BundleDigest); err != nil {
+		return nil, err
+	}
+	s.log.Info("penalty cleared", "device", id, "release", version, "by", infoOf(r).token, "reason", body.Reason)
 	return deviceOf(d), nil
 }
 

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/url"
 	"strconv"
 	"strings"
@@ -173,5 +174,56 @@ func TestEventPages(t *testing.T) {
 	}
 	if want := []uint64{18}; !cmp.Equal(withError, want) {
 		t.Errorf("events with an error: %v, want %v", withError, want)
+	}
+}
+
+// TestClearPenalty lets a device out of the penalty box: its failures to
+// install the release are forgotten; only an admin token may, and a bad or
+// unknown release is refused without touching the store.
+func TestClearPenalty(t *testing.T) {
+	ctx := context.Background()
+	s := apitest.New(t, apitest.Options{Devices: 3})
+	rel, err := s.Store.Release(ctx, "1.4.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.Store.RecordFailure(ctx, "dev-00001", rel.BundleDigest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failures := func() int {
+		n, err := s.Store.Failures(ctx, "dev-00001", rel.BundleDigest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const path = "/api/v1/devices/dev-00001/clear-penalty"
+	for _, tc := range []struct {
+		name, path, token, body string
+		status                  int
+	}{
+		{"read token", path, apitest.ReadToken, `{"release":"1.4.0"}`, 403},
+		{"no release", path, apitest.AdminToken, `{}`, 400},
+		{"two-line reason", path, apitest.AdminToken, `{"release":"1.4.0","reason":"a\nb"}`, 400},
+		{"unknown release", path, apitest.AdminToken, `{"release":"9.9.9"}`, 404},
+		{"unknown device", "/api/v1/devices/dev-99999/clear-penalty", apitest.AdminToken, `{"release":"1.4.0"}`, 404},
+	} {
+		if a := request(t, s, "POST", tc.path, tc.token, tc.body); a.status != tc.status {
+			t.Errorf("%s: status %d, want %d (%s)", tc.name, a.status, tc.status, a.body)
+		} else {
+			a.errorBody(t)
+		}
+		if n := failures(); n != 2 {
+			t.Fatalf("%s: failures = %d, want 2 untouched", tc.name, n)
+		}
+	}
+	a := request(t, s, "POST", path, apitest.AdminToken, `{"release":"v1.4.0","reason":"replaced the flash"}`)
+	if a.status != 200 || decode[apiclient.Device](t, a).ID != "dev-00001" {
+		t.Fatalf("clear: %d %s", a.status, a.body)
+	}
+	if n := failures(); n != 0 {
+		t.Errorf("failures after the clear = %d, want 0", n)
 	}
 }

@@ -157,7 +157,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Release": apiclient.Release{}, "Provenance": apiclient.Provenance{}, "Bundle": apiclient.Bundle{},
 		"Build": apiclient.Build{}, "ReleaseList": apiclient.ReleaseList{},
 		"Channel": apiclient.Channel{}, "Condition": apiclient.Condition{}, "Counts": apiclient.Counts{},
-		"ChannelList": apiclient.ChannelList{}, "Action": apiclient.Action{}, "PromoteRequest": apiclient.PromoteRequest{},
+		"ChannelList": apiclient.ChannelList{}, "Action": apiclient.Action{}, "PromoteRequest": apiclient.PromoteRequest{}, "PenaltyClear": apiclient.PenaltyClear{},
 		"Promotion": apiclient.Promotion{}, "HookResult": apiclient.HookResult{},
 	}
 	for name := range doc.Components.Schemas {

@@ -151,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		{Route{Method: "GET", Path: v1 + "/devices", Scope: ScopeRead}, s.devices},
 		{Route{Method: "GET", Path: v1 + "/devices/{id}", Scope: ScopeRead}, s.device},
 		{Route{Method: "GET", Path: v1 + "/devices/{id}/events", Scope: ScopeRead}, s.events},
+		{Route{Method: "POST", Path: v1 + "/devices/{id}/clear-penalty", Scope: ScopeAdmin}, s.clearPenalty},
 		{Route{Method: "GET", Path: v1 + "/releases", Scope: ScopeRead}, s.releases},
 		{Route{Method: "GET", Path: v1 + "/releases/{version}", Scope: ScopeRead}, s.release},
 		{Route{Method: "GET", Path: v1 + "/channels", Scope: ScopeRead}, s.channels},

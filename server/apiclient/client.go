@@ -116,6 +116,15 @@ func (c *Client) act(ctx context.Context, name, action, reason string) (Channel,
 	return ch, err
 }
 
+// ClearPenalty forgets device's failures to install release (a version),
+// so the rollout offers it the release again: the device leaves the penalty
+// box at the next rollout step.
+func (c *Client) ClearPenalty(ctx context.Context, device, release, reason string) (Device, error) {
+	var d Device
+	err := c.do(ctx, http.MethodPost, "devices/"+url.PathEscape(device)+"/clear-penalty", nil, PenaltyClear{Release: release, Reason: reason}, &d)
+	return d, err
+}
+
 // Promote makes version the release of channel: a commit to fleet.yaml.
 func (c *Client) Promote(ctx context.Context, channel, version string) (Promotion, error) {
 	var p Promotion

@@ -206,6 +206,13 @@ type Action struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// PenaltyClear is the body of a penalty clear: the release whose failures
+// on the device to forget, and why.
+type PenaltyClear struct {
+	Release string `json:"release"`
+	Reason  string `json:"reason,omitempty"`
+}
+
 // PromoteRequest is the body of a promotion: the version to promote.
 type PromoteRequest struct {
 	Version string `json:"version"`
