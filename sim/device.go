@@ -215,29 +215,11 @@ func (d *device) transitioned(j update.Journal) {
 func (d *device) statusOf(j update.Journal) *gitfleetv1.DeviceStatus {
 	booted, active := d.board.slots()
 	bootID, _ := d.board.BootID()
-	st := &gitfleetv1.DeviceStatus{
-		AgentVersion: agentVersion, DeviceType: d.f.cfg.DeviceType, Channel: d.f.cfg.Channel,
-		BootId: bootID, BootedSlot: booted, ActiveSlot: active, UpdateState: string(j.State),
-		Version: j.Installed.Version, Tag: j.Installed.Tag, Commit: j.Installed.Commit, BundleDigest: j.Installed.Digest,
-		BootConfirmed: j.State == update.Idle,
-	}
-	if u := j.Update; u != nil {
-		st.TargetVersion, st.TargetBundleDigest = u.Release.Version, u.Release.Digest
-		st.Progress = &gitfleetv1.Progress{DoneBytes: uint64(u.Done), TotalBytes: uint64(u.Total)}
-		if j.State == update.Testing || j.State == update.Committing {
-			// The new release runs, on trial.
-			st.Version, st.Tag, st.Commit, st.BundleDigest = u.Release.Version, u.Release.Tag, u.Release.Commit, u.Release.Digest
-		}
-	}
-	switch {
-	case j.State == update.RollingBack || j.State == update.RolledBack:
+	st := j.Status()
+	st.AgentVersion, st.DeviceType, st.Channel = agentVersion, d.f.cfg.DeviceType, d.f.cfg.Channel
+	st.BootId, st.BootedSlot, st.ActiveSlot = bootID, booted, active
+	if j.State == update.RollingBack || j.State == update.RolledBack {
 		st.Health = &gitfleetv1.Health{Checks: []*gitfleetv1.HealthCheck{{Name: "service", Message: "simulated failure"}}}
-	case j.State == update.Idle && j.Installed.Digest != "":
-		// Committed releases passed their health checks.
-		st.Health = &gitfleetv1.Health{Ok: true}
-	}
-	if r := j.LastResult; r != nil && r.Error != nil {
-		st.LastError = &gitfleetv1.Error{Code: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[r.Error.Code]), Message: r.Error.Message}
 	}
 	return st
 }

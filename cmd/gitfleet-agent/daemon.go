@@ -223,30 +223,14 @@ func (d *daemon) install(ctx context.Context, e *update.Engine, j update.Journal
 
 // publish sets the device status from the journal.
 func (d *daemon) publish(j update.Journal) {
-	st := &gitfleetv1.DeviceStatus{
-		AgentVersion: agentVersion(), DeviceType: d.cfg.Device.Type, Channel: d.cfg.Device.Channel,
-		UpdateState: string(j.State), Time: timestamppb.Now(),
-		Version: j.Installed.Version, Tag: j.Installed.Tag, Commit: j.Installed.Commit, BundleDigest: j.Installed.Digest,
-		BootConfirmed: j.State == update.Idle,
-	}
-	if u := j.Update; u != nil {
-		st.TargetVersion, st.TargetBundleDigest = u.Release.Version, u.Release.Digest
-		st.Progress = &gitfleetv1.Progress{DoneBytes: uint64(u.Done), TotalBytes: uint64(u.Total)}
-		if j.State == update.Testing || j.State == update.Committing {
-			// The new release runs, on trial.
-			st.Version, st.Tag, st.Commit, st.BundleDigest = u.Release.Version, u.Release.Tag, u.Release.Commit, u.Release.Digest
-		}
-	}
+	st := j.Status()
+	st.AgentVersion, st.DeviceType, st.Channel = agentVersion(), d.cfg.Device.Type, d.cfg.Device.Channel
+	st.Time = timestamppb.Now()
 	if d.engine != nil {
 		st.BootId, st.BootedSlot, st.ActiveSlot = d.engine.bootFacts()
 	}
-	st.Health = d.health
-	if st.Health == nil && j.State == update.Idle && j.Installed.Digest != "" {
-		// Committed releases passed their health checks.
-		st.Health = &gitfleetv1.Health{Ok: true}
-	}
-	if r := j.LastResult; r != nil && r.Error != nil {
-		st.LastError = &gitfleetv1.Error{Code: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[r.Error.Code]), Message: r.Error.Message}
+	if d.health != nil {
+		st.Health = d.health // the health checks' own results
 	}
 	if err := d.link.SetStatus(st); err != nil {
 		d.log.Error("status", "err", err)
