@@ -206,10 +206,13 @@ setup_mosquitto() {
 		user $mqtt_user
 		topic readwrite #
 
-		# Every other account is a device: it reads its fleet's channels, and reads and writes under
-		# its own devices/ID/ alone. (Pattern lines apply to every account.)
+		# Every other account is a device, with the rules gitfleet-server mosquitto-acl renders
+		# (server/broker/acl.go) for any fleet: it reads its fleet's channels and its own desired
+		# state, and writes its own status and events alone. (Pattern lines apply to every account.)
 		pattern read gitfleet/v1/+/channels/#
-		pattern readwrite gitfleet/v1/+/devices/%u/#
+		pattern write gitfleet/v1/+/devices/%u/status
+		pattern write gitfleet/v1/+/devices/%u/events
+		pattern read gitfleet/v1/+/devices/%u/desired
 	EOF
 	cert ca "gitfleet test CA" basicConstraints=critical,CA:TRUE keyUsage=critical,keyCertSign,cRLSign
 	cert server 127.0.0.1 basicConstraints=critical,CA:FALSE extendedKeyUsage=serverAuth \

@@ -59,7 +59,7 @@ func TestMQTTRoundTrip(t *testing.T) {
 type login struct{ user, password string }
 
 // TestMQTTConfinesDevices checks the ACL: a device neither publishes nor reads under another device's
-// topics. Mosquitto drops what a device may not publish or read without telling it, so each case
+// topics, nor writes its own desired state. Mosquitto drops what a device may not publish or read without telling it, so each case
 // sends a forbidden message, then an allowed one, and checks that the allowed one arrives first: the
 // broker handles a client's packets, and delivers to a subscriber, in order.
 func TestMQTTConfinesDevices(t *testing.T) {
@@ -83,6 +83,19 @@ func TestMQTTConfinesDevices(t *testing.T) {
 			}
 		})
 	}
+	// Nor does it write its own desired state: only the server commands it.
+	t.Run("publish its own desired state", func(t *testing.T) {
+		t.Parallel()
+		server := connect(t, b.Addr, b.User, b.Password)
+		msgs := subscribe(t, server, topic(me, "desired"), topic(me, "events"))
+		device := connect(t, b.Addr, me, b.DevicePassword)
+		publish(t, device, topic(me, "desired"), 1, "forged pin")
+		publish(t, device, topic(me, "events"), 1, "mine")
+
+		if m := next(t, msgs); m.Topic() != topic(me, "events") {
+			t.Errorf("the server got %q on %s first: %s wrote its own desired state", m.Payload(), m.Topic(), me)
+		}
+	})
 	t.Run("subscribe", func(t *testing.T) {
 		t.Parallel()
 		device := connect(t, b.Addr, me, b.DevicePassword)
