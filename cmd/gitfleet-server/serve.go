@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		g.Go(func() error { return s.watch(ctx) })
 	}
 	g.Go(func() error { return s.rollouts(ctx, mq.changed) })
+	g.Go(func() error { return s.optimize(ctx, time.Hour) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -283,6 +284,25 @@ func (s *server) rollouts(ctx context.Context, changed <-chan struct{}) error {
 		}
 		if err := s.ctrl.Step(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("rollout step", "err", err)
+		}
+	}
+}
+
+// optimize refreshes the database's planner statistics every interval, as
+// store.Optimize asks of a long-running server: on SQLite nothing else
+// does, and a device list picks its index by them. A failure is logged and
+// tried again at the next interval.
+func (s *server) optimize(ctx context.Context, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := s.store.Optimize(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("database statistics", "err", err)
 		}
 	}
 }
