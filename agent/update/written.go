@@ -8,9 +8,8 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gitfleet/gitfleet/internal/ctxio"
-
 	"github.com/gitfleet/gitfleet/firmware/bundle"
+	"github.com/gitfleet/gitfleet/internal/ctxio"
 )
 
 // written holds fingerprints of the chunks this process wrote to the slots,
