@@ -249,25 +249,8 @@ func (l *Link) clientOptions() (*mqtt.ClientOptions, error) {
 // tlsConfig builds the TLS configuration from the CA, certificate and key
 // files.
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pool, err := tlsfiles.CertPool(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("Config.CAFile %s: %w", c.CAFile, err)
-		}
-		tc.RootCAs = pool
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("Config.CertFile and KeyFile: set both for mutual TLS, or neither")
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("Config.CertFile and KeyFile: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+		CAField: "Config.CAFile", CertField: "Config.CertFile and KeyFile"}.Config()
 }
 
 // Run connects to the broker and keeps the link up until ctx ends:

@@ -181,22 +181,8 @@ func fetchTLS(cfg Config) (*tls.Config, error) {
 	if f.CAFile == "" && f.CertFile == "" {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if f.CAFile != "" {
-		pool, err := tlsfiles.CertPool(f.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("fetch.ca_file %s: %w", f.CAFile, err)
-		}
-		tc.RootCAs = pool
-	}
-	if f.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("fetch.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client{CAFile: f.CAFile, CertFile: f.CertFile, KeyFile: f.KeyFile,
+		CAField: "fetch.ca_file", CertField: "fetch.cert_file"}.Config()
 }
 
 func (d *device) Close() error {

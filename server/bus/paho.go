@@ -150,25 +150,8 @@ func orDefault(d, def time.Duration) time.Duration {
 // tlsConfig builds the TLS configuration from the CA, certificate and key
 // files.
 func (c PahoConfig) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pool, err := tlsfiles.CertPool(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("PahoConfig.CAFile %s: %w", c.CAFile, err)
-		}
-		tc.RootCAs = pool
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("PahoConfig.CertFile and KeyFile: set both, or neither")
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("PahoConfig.CertFile and KeyFile: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+		CAField: "PahoConfig.CAFile", CertField: "PahoConfig.CertFile and KeyFile"}.Config()
 }
 
 // connected subscribes again to every filter after a reconnect: a broker
