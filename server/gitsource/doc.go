@@ -11,8 +11,8 @@
 // v1.5.0-rc.1). Poll compares them with a State the caller keeps (LoadState,
 // State.Save) and reports new, moved and deleted tags; a moved tag is
 // reported, never rebuilt on its own. A Watcher polls at an interval with
-// jitter and at once on Trigger, which a webhook handler calls after
-// VerifyWebhook.
+// jitter and at once on Trigger, which the API's webhook handler calls once
+// it has checked the hook's signature.
 //
 // A Policy says whose signatures a tag needs: OpenPGP keys (an armored
 // keyring) or SSH keys (an allowed signers file); Verify refuses unsigned,

@@ -2,9 +2,6 @@ package gitsource
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strings"
@@ -104,43 +101,5 @@ func TestWatcher(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
-	}
-}
-
-func TestVerifyWebhook(t *testing.T) {
-	secret := []byte("hook-secret")
-	body := []byte(`{"ref":"refs/tags/v1.4.0"}`)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	good := hex.EncodeToString(mac.Sum(nil))
-	tests := []struct {
-		name   string
-		secret []byte
-		body   []byte
-		header string
-		ok     bool
-	}{
-		{"github style", secret, body, "sha256=" + good, true},
-		{"gitea style", secret, body, good, true},
-		{"other body", secret, []byte(`{"ref":"refs/tags/v6.6.6"}`), "sha256=" + good, false},
-		{"other secret", []byte("guess"), body, "sha256=" + good, false},
-		{"missing", secret, body, "", false},
-		{"sha1", secret, body, "sha1=" + good[:40], false},
-		{"not hex", secret, body, "sha256=" + good[:62] + "zz", false},
-		{"truncated", secret, body, "sha256=" + good[:32], false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyWebhook(tt.secret, tt.body, tt.header)
-			if tt.ok && err != nil {
-				t.Errorf("VerifyWebhook: %v", err)
-			}
-			if !tt.ok && !errors.Is(err, ErrWebhookSignature) {
-				t.Errorf("VerifyWebhook = %v, want ErrWebhookSignature", err)
-			}
-		})
-	}
-	if err := VerifyWebhook(nil, body, good); err == nil || errors.Is(err, ErrWebhookSignature) {
-		t.Errorf("VerifyWebhook without a secret = %v, want a configuration error", err)
 	}
 }
