@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,14 +32,16 @@ import (
 
 // server holds the running parts.
 type server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Store
-	keys    *signing
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	keys  *signing
+	// objects is S3 or the local store: both keep bundles and hand devices
+	// presigned URLs of them.
 	objects interface {
 		PutObject(ctx context.Context, key string, r io.Reader, size int64) error
+		PresignGet(ctx context.Context, key string, ttl time.Duration) (*url.URL, error)
 	}
-	presign func(ctx context.Context, key string) (string, error)
 	repo    *gitsource.Repo
 	watcher *gitsource.Watcher
 	ctrl    *controller.Controller
@@ -147,13 +150,6 @@ func (s *server) openObjects(ctx context.Context, mux *http.ServeMux) error {
 			return err
 		}
 		s.objects = s3
-		s.presign = func(ctx context.Context, key string) (string, error) {
-			u, err := s3.PresignGet(ctx, key, 0)
-			if err != nil {
-				return "", err
-			}
-			return u.String(), nil
-		}
 		return nil
 	}
 	secret, err := persistentSecret(filepath.Join(s.cfg.DataDir, "keys", "objects.secret"))
@@ -166,13 +162,6 @@ func (s *server) openObjects(ctx context.Context, mux *http.ServeMux) error {
 	}
 	mux.Handle("/objects/", http.StripPrefix("/objects", local))
 	s.objects = local
-	s.presign = func(ctx context.Context, key string) (string, error) {
-		u, err := local.PresignGet(ctx, key, 0)
-		if err != nil {
-			return "", err
-		}
-		return u.String(), nil
-	}
 	return nil
 }
 
@@ -305,6 +294,16 @@ func (s *server) optimize(ctx context.Context, every time.Duration) error {
 			s.log.Warn("database statistics", "err", err)
 		}
 	}
+}
+
+// presign returns a presigned URL of an object, valid for the store's
+// default time.
+func (s *server) presign(ctx context.Context, key string) (string, error) {
+	u, err := s.objects.PresignGet(ctx, key, 0)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
 }
 
 // Locate says where devices fetch a release: presigned URLs of its
