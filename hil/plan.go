@@ -109,8 +109,8 @@ func LoadPlan(path string) (*Plan, error) {
 func ParsePlan(name string, data []byte) (*Plan, error) {
 	var f planFile
 	d := decode(name, data, &f)
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	p := &Plan{}
 	releases := map[string]Release{}
@@ -174,8 +174,8 @@ func ParsePlan(name string, data []byte) (*Plan, error) {
 		}
 		p.Scenarios = append(p.Scenarios, s)
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -229,8 +229,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func ParseRig(name string, data []byte) (*Rig, error) {
 	var f rigFile
 	d := decode(name, data, &f)
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	base := filepath.Dir(name)
 	abs := func(p string) string {
@@ -341,8 +341,8 @@ func ParseRig(name string, data []byte) (*Rig, error) {
 			}
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -351,7 +351,7 @@ var deviceTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // server reads the server section: an existing server's API and token, or
 // one the runner starts.
-func (d *doc) server(f rigFile, abs func(string) string) Server {
+func (d doc) server(f rigFile, abs func(string) string) Server {
 	if f.Server == nil {
 		d.bad("server", "set the gitfleet server the boards report to: api and token_file, or embedded: {} for one the runner starts")
 		return Server{}
@@ -380,7 +380,7 @@ func isHTTPURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-func (d *doc) power(field string, pf powerFile, abs func(string) string) Power {
+func (d doc) power(field string, pf powerFile, abs func(string) string) Power {
 	p := Power{Type: pf.Type, Line: pf.Line, ActiveLow: pf.ActiveLow,
 		OffTime: d.duration(field+".off_time", pf.OffTime, time.Second),
 		Timeout: d.duration(field+".timeout", pf.Timeout, 30*time.Second),
@@ -444,7 +444,7 @@ func (d *doc) power(field string, pf powerFile, abs func(string) string) Power {
 }
 
 // hexBytes parses "A0 01 01 A2" (spaces optional).
-func (d *doc) hexBytes(field, s string) []byte {
+func (d doc) hexBytes(field, s string) []byte {
 	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
 	if err != nil || len(b) == 0 {
 		d.bad(field, "%q: want bytes in hex, e.g. \"A0 01 01 A2\"", s)

@@ -100,7 +100,7 @@ func TestRigErrorsNameLineAndField(t *testing.T) {
 		{"embedded server, real board", "server: {embedded: {}}\nboards:\n  - {name: a, device: {id: a, type: t}, console: {port: p}, power: {type: vboard, socket: s}}\n", `rig.yaml:3: boards[0]: board a is not a virtual board the runner starts, so it cannot report to the server the runner starts`},
 		{"existing server, virtual board", "server: {api: http://s, token_file: t}\nboards:\n  - {name: a, device: {id: a, type: t}, virtual: {}}\n", `rig.yaml:3: boards[0].virtual: a virtual board the runner starts reports to the server the runner starts`},
 		{"syntax", "boards: [\n", `rig.yaml:1: `},
-		{"two documents", "boards: []\n---\nboards: []\n", `rig.yaml: want exactly one YAML document`},
+		{"two documents", "boards: []\n---\nboards: []\n", `rig.yaml:3: a second YAML document: want exactly one`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
 	"github.com/gitfleet/gitfleet/agent/boot"
 	"github.com/gitfleet/gitfleet/agent/slot"
+	"github.com/gitfleet/gitfleet/internal/yamlfile"
 )
 
 // Config is the agent's configuration, agent.yaml. Every field is
@@ -112,8 +111,8 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
-		return c, fmt.Errorf("config %s: %s", path, oneLine(yaml.FormatError(err, false, false)))
+	if err := yamlfile.Decode(path, data, &c).Err(); err != nil {
+		return c, fmt.Errorf("config %w", err)
 	}
 	// Relative paths are relative to the config file, so a config and the
 	// files it names can move together.
@@ -199,8 +198,4 @@ func (c Config) Validate() error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }

@@ -156,7 +156,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct{ yaml, want string }{
 		{"device: {id: x, type: t}\nbootloader: {type: lilo}\n", `bootloader.type: "lilo": use uboot, grub, file or script`},
-		{"device: {id: x, type: t}\nunknown_field: 1\n", "unknown_field"},
+		{"device: {id: x, type: t}\nunknown_field: 1\n", `agent.yaml:2: unknown_field: unknown field "unknown_field"`},
+		{"device: {id: x, type: t}\ndata_dir: [a]\n", "agent.yaml:2: data_dir: want a string, got a list"},
+		{"device: &d {id: x, type: t}\n", "agent.yaml:1: device: YAML anchors, aliases and merge keys are not supported"},
 		{"device: {type: t}\n", "device.id: set the device's id"},
 		{"device: {id: x, type: 'Bad Type'}\n", `device.type: "Bad Type"`},
 	}

@@ -1,53 +1,28 @@
 package recipe
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
+
+	"github.com/gitfleet/gitfleet/internal/yamlfile"
 )
 
 // MaxFileSize bounds the size of gitfleet.yaml and fleet.yaml. Both are read
 // from a repository anyone with push access can write to, so the parser
 // refuses to spend memory on anything larger.
-const MaxFileSize = 1 << 20
+const MaxFileSize = yamlfile.MaxSize
 
 // An Error is a problem in gitfleet.yaml or fleet.yaml. It names the file,
 // the line and the field, so that its message alone is enough to fix the
 // file:
 //
 //	fleet.yaml:12: channels.production.policy.max_failure_rate: 1.5 is not between 0 and 1
-type Error struct {
-	File string
-	// Line is 1-based; 0 when the problem is with the file as a whole.
-	Line int
-	// Field is the dotted path of the field, with [i] for list elements:
-	// "images[1].path". It is empty for syntax errors and whole-file problems.
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+type Error = yamlfile.Error
 
 // A decoder walks the YAML syntax tree of one file by hand rather than
 // through reflection, so that every error carries the line and the dotted
@@ -82,64 +57,14 @@ func (d *decoder) fail(f field, format string, args ...any) {
 // parse parses data as a single YAML document and returns its root node,
 // or nil (with the error recorded) when there is none.
 func (d *decoder) parse(data []byte) ast.Node {
-	if len(data) > MaxFileSize {
-		d.failf(0, "", "%d bytes: at most %d allowed", len(data), MaxFileSize)
-		return nil
-	}
-	if !utf8.Valid(data) {
-		d.failf(0, "", "not UTF-8 text")
-		return nil
-	}
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		d.syntax(err)
-		return nil
-	}
-	var root ast.Node
-	for _, doc := range f.Docs {
-		if doc == nil || doc.Body == nil {
-			continue
-		}
-		if _, ok := doc.Body.(*ast.CommentGroupNode); ok {
-			continue
-		}
-		if root != nil {
-			d.failf(line(doc.Body), "", "a second YAML document: want exactly one")
-			return nil
-		}
-		root = doc.Body
-	}
-	if root == nil {
-		d.failf(0, "", "empty file")
+	root, err := yamlfile.Parse(d.file, data)
+	if err != nil && d.err == nil {
+		d.err = err
 	}
 	return root
 }
 
-// syntax records a parse error from goccy/go-yaml as an Error, keeping the
-// parser's position and its one-line message without the source excerpt.
-func (d *decoder) syntax(err error) {
-	var se *yaml.SyntaxError
-	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil {
-		d.failf(se.Token.Position.Line, "", "%s", oneLine(se.Message))
-		return
-	}
-	d.failf(0, "", "%s", oneLine(err.Error()))
-}
-
-func oneLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-func line(n ast.Node) int {
-	if n == nil {
-		return 0
-	}
-	if tk := n.GetToken(); tk != nil && tk.Position != nil {
-		return tk.Position.Line
-	}
-	return 0
-}
+func line(n ast.Node) int { return yamlfile.Line(n) }
 
 // value returns f's node, or nil when f is null or absent. Anchors, aliases
 // and tags are refused: they make a file harder to review in a pull
