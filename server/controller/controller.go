@@ -24,7 +24,7 @@ import (
 // Store is the fleet database, as the controller needs it.
 type Store interface {
 	Channel(ctx context.Context, name string) (store.Channel, error)
-	PutChannel(ctx context.Context, c store.Channel) error
+	SwapChannel(ctx context.Context, was, next store.Channel) (bool, error)
 	Devices(ctx context.Context, q store.DeviceQuery) (store.DevicePage, error)
 	Release(ctx context.Context, version string) (store.Release, error)
 	ReleaseFailures(ctx context.Context, release string) (map[string]int, error)
@@ -137,13 +137,21 @@ func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel,
 	if err != nil {
 		return err
 	}
-	c.remember(ch.Name, res)
 	if res.Changed || sc.Release != rel.Version || sc.Engine == "" {
-		if err := c.save(ctx, ch.Name, res.Rollout); err != nil {
+		// Another replica may have stepped the channel since it was read:
+		// then this step's decision is dropped, not written over theirs,
+		// and the next step starts from what they wrote.
+		ok, err := c.save(ctx, sc, res.Rollout)
+		if err != nil {
 			return err
+		}
+		if !ok {
+			c.log().Info("rollout changed by another replica during the step; stepping again next time", "channel", ch.Name)
+			return nil
 		}
 		c.log().Info("rollout", "channel", ch.Name, "release", rel.Version, "state", res.Rollout.State, "wave", res.Rollout.Wave, "reason", res.Rollout.Reason)
 	}
+	c.remember(ch.Name, res)
 	loc, err := c.Locate.Locate(ctx, rel)
 	if err != nil {
 		return fmt.Errorf("locate release %s: %w", rel.Version, err)
@@ -196,21 +204,37 @@ func (c *Controller) readvertise() time.Duration {
 // rollout, then steps it.
 func (c *Controller) Command(ctx context.Context, channel string, ev rollout.Event, note string) error {
 	c.mu.Lock()
-	_, cur, err := c.load(ctx, channel)
-	if err == nil && cur.Digest == "" {
-		err = fmt.Errorf("channel %s has no rollout yet: %w", channel, store.ErrNotFound)
-	}
-	if err == nil {
-		var next rollout.Rollout
-		if next, err = rollout.Apply(cur, ev, c.now(), note); err == nil {
-			err = c.save(ctx, channel, next)
-		}
-	}
+	err := c.command(ctx, channel, ev, note)
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return c.Step(ctx)
+}
+
+// commandTries is how often Command reads a channel again when another
+// replica changed it between the read and the write.
+const commandTries = 5
+
+func (c *Controller) command(ctx context.Context, channel string, ev rollout.Event, note string) error {
+	for range commandTries {
+		sc, cur, err := c.load(ctx, channel)
+		if err != nil {
+			return err
+		}
+		if cur.Digest == "" {
+			return fmt.Errorf("channel %s has no rollout yet: %w", channel, store.ErrNotFound)
+		}
+		next, err := rollout.Apply(cur, ev, c.now(), note)
+		if err != nil {
+			return err
+		}
+		ok, err := c.save(ctx, sc, next)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return fmt.Errorf("channel %s: its rollout changed %d times while applying %s; try again", channel, commandTries, ev)
 }
 
 // Statuses returns the last step's view of every channel.
@@ -258,12 +282,14 @@ func (c *Controller) load(ctx context.Context, name string) (store.Channel, roll
 	return sc, cur, nil
 }
 
-func (c *Controller) save(ctx context.Context, name string, r rollout.Rollout) error {
+// save writes r as channel was.Name's rollout if the channel is still as
+// it was read, and reports whether it did.
+func (c *Controller) save(ctx context.Context, was store.Channel, r rollout.Rollout) (bool, error) {
 	engine, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return c.Store.PutChannel(ctx, store.Channel{Name: name, Release: r.Version, Wave: r.Wave, State: storeState(r.State),
+	return c.Store.SwapChannel(ctx, was, store.Channel{Name: was.Name, Release: r.Version, Wave: r.Wave, State: storeState(r.State),
 		Reason: r.Reason, WaveStarted: r.WaveStarted, Engine: string(engine)})
 }
 

@@ -59,32 +59,7 @@ const digest = "sha256:111111111111111111111111111111111111111111111111111111111
 // policy's rate halt it; an operator's resume and pause are applied.
 func TestRolloutAdvancesOnConfirmedBootsAndHalts(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "fleet.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fl, err := recipe.ParseFleet("fleet.yaml", []byte(fleetYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := st.ClaimBuild(ctx, "v1.4.0", "r", time.Hour); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	if err := st.FinishBuild(ctx, "r", store.Release{Tag: "v1.4.0", Version: "1.4.0", Counter: 2, Product: "acme", DeviceTypes: []string{"acme-gw-v2"},
-		BundleDigest: digest, BuildState: store.Succeeded, Commit: "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e",
-		ObjectKeys: map[string]string{"envelope": "bundles/11.dsse.json"}}); err != nil {
-		t.Fatal(err)
-	}
-	var devices []store.Device
-	for i := range 40 {
-		d := store.Device{ID: fmt.Sprintf("gw-%03d", i), Fleet: "acme", DeviceType: "acme-gw-v2", Channel: "production",
-			Version: "1.3.0", BundleDigest: "sha256:old", BootConfirmed: true, UpdateState: "idle", Online: true, HealthOK: true}
-		devices = append(devices, d)
-	}
-	if _, err := st.PutDevices(ctx, devices); err != nil {
-		t.Fatal(err)
-	}
+	st, fl, devices := newFleet(t, filepath.Join(t.TempDir(), "fleet.db"))
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	adv := &adverts{}
 	c := &controller.Controller{Fleet: func() (*recipe.Fleet, error) { return fl, nil }, Store: st, Advertise: adv, Locate: locator{},
@@ -180,4 +155,38 @@ func TestRolloutAdvancesOnConfirmedBootsAndHalts(t *testing.T) {
 	if sc, _ := st.Channel(ctx, "production"); sc.State != store.Paused {
 		t.Errorf("after pause: %+v", sc)
 	}
+}
+
+// newFleet opens the store at path with release 1.4.0 built and 40 devices
+// of acme-gw-v2 on 1.3.0, and parses fleetYAML.
+func newFleet(t *testing.T, path string) (*store.Store, *recipe.Fleet, []store.Device) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fl, err := recipe.ParseFleet("fleet.yaml", []byte(fleetYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.ClaimBuild(ctx, "v1.4.0", "r", time.Hour); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := st.FinishBuild(ctx, "r", store.Release{Tag: "v1.4.0", Version: "1.4.0", Counter: 2, Product: "acme", DeviceTypes: []string{"acme-gw-v2"},
+		BundleDigest: digest, BuildState: store.Succeeded, Commit: "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e",
+		ObjectKeys: map[string]string{"envelope": "bundles/11.dsse.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	var devices []store.Device
+	for i := range 40 {
+		d := store.Device{ID: fmt.Sprintf("gw-%03d", i), Fleet: "acme", DeviceType: "acme-gw-v2", Channel: "production",
+			Version: "1.3.0", BundleDigest: "sha256:old", BootConfirmed: true, UpdateState: "idle", Online: true, HealthOK: true}
+		devices = append(devices, d)
+	}
+	if _, err := st.PutDevices(ctx, devices); err != nil {
+		t.Fatal(err)
+	}
+	return st, fl, devices
 }

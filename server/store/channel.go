@@ -83,16 +83,41 @@ func (s *Store) SetRolloutState(ctx context.Context, name string, state RolloutS
 	return nil
 }
 
-// AdvanceWave moves channel name's rollout of release from wave from to the
-// next, and reports whether it did. It does only if the rollout is Active and
-// still at that release and wave, so that of replicas deciding at once one
-// advances the wave, and a pause or promotion that came in between wins.
-func (s *Store) AdvanceWave(ctx context.Context, name, release string, from int) (bool, error) {
-	now := micros(s.now())
-	n, err := s.writer().update(ctx, `UPDATE channels SET wave = ?, wave_started_at = ?, updated_at = ?
-WHERE name = ? AND release_version = ? AND wave = ? AND state = 'ACTIVE'`, from+1, now, now, name, release, from)
+// SwapChannel replaces channel was.Name's rollout with next and reports
+// whether it did. It does only if the stored rollout is still was — same
+// release, wave, state and engine state — or, for a was never stored (zero
+// Updated), only if the channel is still not stored. So of replicas that read
+// a channel and decide at once, one writes, and the others' decisions, made on
+// what is no longer there, are refused: a wave is never advanced twice or set
+// back, and a pause, abort or promotion written in between wins. A zero
+// next.WaveStarted means now.
+func (s *Store) SwapChannel(ctx context.Context, was, next Channel) (bool, error) {
+	if next.Name != was.Name {
+		return false, fmt.Errorf("swap channel %s: the new state names channel %q", was.Name, next.Name)
+	}
+	if err := checkRolloutState(next.State); err != nil {
+		return false, fmt.Errorf("swap channel %s: %w", next.Name, err)
+	}
+	now := s.now()
+	started := next.WaveStarted
+	if started.IsZero() {
+		started = now
+	}
+	var n int64
+	var err error
+	if was.Updated.IsZero() {
+		n, err = s.writer().update(ctx, `INSERT INTO channels (`+channelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING`,
+			next.Name, next.Release, next.Wave, string(next.State), next.Reason, micros(started), micros(now), next.Engine)
+	} else {
+		n, err = s.writer().update(ctx, `UPDATE channels SET release_version = ?, wave = ?, state = ?, reason = ?,
+	wave_started_at = ?, updated_at = ?, engine = ?
+WHERE name = ? AND release_version = ? AND wave = ? AND state = ? AND engine = ?`,
+			next.Release, next.Wave, string(next.State), next.Reason, micros(started), micros(now), next.Engine,
+			was.Name, was.Release, was.Wave, string(was.State), was.Engine)
+	}
 	if err != nil {
-		return false, fmt.Errorf("advance %s rollout of %s past wave %d: %w", name, release, from, err)
+		return false, fmt.Errorf("swap channel %s: %w", next.Name, err)
 	}
 	return n == 1, nil
 }

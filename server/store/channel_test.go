@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,68 +74,88 @@ func TestChannels(t *testing.T) {
 	})
 }
 
-func TestAdvanceWave(t *testing.T) {
+// TestSwapChannel writes a channel's rollout only over the state it was
+// read in: a decision made on a state that changed meanwhile is refused, and
+// of replicas deciding at once one writes.
+func TestSwapChannel(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		clk := newClock(s)
-		if err := s.PutChannel(ctx, Channel{Name: "production", Release: "1.4.0", Wave: 1, State: Active}); err != nil {
-			t.Fatal(err)
+		first := Channel{Name: "production", Release: "1.4.0", Wave: 0, State: Active, Engine: `{"wave":0}`}
+		if ok, err := s.SwapChannel(ctx, Channel{Name: "production"}, first); !ok || err != nil {
+			t.Fatalf("SwapChannel of a new channel = %t, %v; want true", ok, err)
 		}
-		for _, step := range []struct {
-			name     string
-			state    RolloutState // set first, if not empty
-			release  string
-			from     int
-			want     bool
-			wantWave int
-		}{
-			{"wrong wave", "", "1.4.0", 0, false, 1},
-			{"wrong release", "", "1.3.0", 1, false, 1},
-			{"advances", "", "1.4.0", 1, true, 2},
-			{"same decision again", "", "1.4.0", 1, false, 2},
-			{"paused", Paused, "1.4.0", 2, false, 2},
-			{"halted", Halted, "1.4.0", 2, false, 2},
-			{"aborted", Aborted, "1.4.0", 2, false, 2},
-			{"resumed", Active, "1.4.0", 2, true, 3},
-		} {
-			if step.state != "" {
-				if err := s.SetRolloutState(ctx, "production", step.state, step.name); err != nil {
-					t.Fatal(err)
-				}
-			}
-			clk.Advance(time.Minute)
-			got, err := s.AdvanceWave(ctx, "production", step.release, step.from)
-			if err != nil {
-				t.Fatalf("%s: AdvanceWave: %v", step.name, err)
-			}
-			if got != step.want {
-				t.Errorf("%s: AdvanceWave(%s, %d) = %t, want %t", step.name, step.release, step.from, got, step.want)
-			}
+		if ok, err := s.SwapChannel(ctx, Channel{Name: "production"}, first); ok || err != nil {
+			t.Fatalf("SwapChannel of a new channel that another wrote = %t, %v; want false", ok, err)
+		}
+		read := func() Channel {
+			t.Helper()
 			c, err := s.Channel(ctx, "production")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Wave != step.wantWave {
-				t.Errorf("%s: wave = %d, want %d", step.name, c.Wave, step.wantWave)
-			}
-			if step.want && !c.WaveStarted.Equal(clk.Now()) {
-				t.Errorf("%s: wave started %v, want now (%v)", step.name, c.WaveStarted, clk.Now())
-			}
+			return c
+		}
+		advance := func(c Channel) Channel {
+			c.Wave++
+			c.Engine = fmt.Sprintf(`{"wave":%d}`, c.Wave)
+			c.WaveStarted = time.Time{}
+			return c
+		}
+		was := read()
+		clk.Advance(time.Minute)
+		if ok, err := s.SwapChannel(ctx, was, advance(was)); !ok || err != nil {
+			t.Fatalf("SwapChannel wave 0 → 1 = %t, %v; want true", ok, err)
+		}
+		if c := read(); c.Wave != 1 || !c.WaveStarted.Equal(clk.Now()) {
+			t.Errorf("after the advance: wave %d started %v, want wave 1 started now (%v)", c.Wave, c.WaveStarted, clk.Now())
+		}
+		// The same decision, made on the state read before it, is refused:
+		// the wave is not advanced twice, and a stale state does not set it back.
+		if ok, err := s.SwapChannel(ctx, was, advance(was)); ok || err != nil {
+			t.Errorf("SwapChannel on a stale read = %t, %v; want false", ok, err)
+		}
+		if ok, err := s.SwapChannel(ctx, was, was); ok || err != nil {
+			t.Errorf("SwapChannel back to wave 0 on a stale read = %t, %v; want false", ok, err)
+		}
+		// A pause in between wins over an advance decided before it.
+		was = read()
+		if err := s.SetRolloutState(ctx, "production", Paused, "by operator"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.SwapChannel(ctx, was, advance(was)); ok || err != nil {
+			t.Errorf("SwapChannel over a pause = %t, %v; want false", ok, err)
+		}
+		if c := read(); c.Wave != 1 || c.State != Paused {
+			t.Errorf("after the refused advance: wave %d state %s, want wave 1 PAUSED", c.Wave, c.State)
+		}
+		if _, err := s.SwapChannel(ctx, read(), Channel{Name: "staging", State: Active}); err == nil {
+			t.Error("SwapChannel to another channel's name succeeded, want an error")
+		}
+		if _, err := s.SwapChannel(ctx, read(), Channel{Name: "production", State: "STOPPED"}); err == nil {
+			t.Error("SwapChannel to state STOPPED succeeded, want an error")
 		}
 
-		// Of replicas deciding at once, one advances the wave.
-		var advanced atomic.Int32
+		// Of replicas deciding at once on the same read, one writes.
+		if err := s.SetRolloutState(ctx, "production", Active, "resumed"); err != nil {
+			t.Fatal(err)
+		}
+		was = read()
+		var swapped atomic.Int32
 		race(8, func(int) {
-			ok, err := s.AdvanceWave(ctx, "production", "1.4.0", 3)
+			ok, err := s.SwapChannel(ctx, was, advance(was))
 			if err != nil {
 				t.Error(err)
 			}
 			if ok {
-				advanced.Add(1)
+				swapped.Add(1)
 			}
 		})
-		if got := advanced.Load(); got != 1 {
-			t.Errorf("%d of 8 racing AdvanceWave calls advanced, want 1", got)
+		if got := swapped.Load(); got != 1 {
+			t.Errorf("%d of 8 racing SwapChannel calls wrote, want 1", got)
+		}
+		if c := read(); c.Wave != 2 {
+			t.Errorf("after the race: wave %d, want 2", c.Wave)
 		}
 	})
 }

@@ -17,7 +17,7 @@
 // replicas that start together migrate once.
 //
 // Operations that replicas race on are single atomic statements or
-// transactions that lock what they read: ClaimBuild, AppendEvent, AdvanceWave
+// transactions that lock what they read: ClaimBuild, AppendEvent, SwapChannel
 // and RecordFailure give the same answers whether callers share a Store, use
 // one each on the same database, or run in different processes.
 //
