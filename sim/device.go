@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gitfleet/gitfleet/agent/follow"
 	"github.com/gitfleet/gitfleet/agent/link"
 	"github.com/gitfleet/gitfleet/agent/outbox"
 	"github.com/gitfleet/gitfleet/agent/source"
@@ -33,6 +33,8 @@ type device struct {
 	board *board
 	link  *link.Link
 	eng   *update.Engine
+	// states decides what the device installs, as for gitfleet-agent.
+	states *follow.Follower
 	// unhealthy makes every new release fail its health check once booted.
 	unhealthy bool
 
@@ -81,6 +83,9 @@ func newDevice(f *Fleet, n int) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.states, err = follow.Open(filepath.Join(dir, "desired.binpb"), follow.Device{Fleet: cfg.Fleet, ID: id, Type: cfg.DeviceType}); err != nil {
+		return nil, err
+	}
 	// The link makes the directory the journal lives in.
 	if err := d.eng.Load(); err != nil {
 		return nil, err
@@ -101,15 +106,19 @@ func fails(id string, fraction float64) bool {
 // run keeps the device's link up until ctx ends.
 func (d *device) run(ctx context.Context) error { return d.link.Run(ctx) }
 
-// offer is the link's State handler: it decides, as gitfleet-agent's daemon
-// does, whether a state asks for an install, and runs the install through
+// offer is the link's State handler: it asks agent/follow, as
+// gitfleet-agent's daemon does, whether the states ask for an install, and runs the install through
 // its reboots to an outcome. Running it on the link's dispatch goroutine
 // saves a goroutine per device; the link meanwhile keeps only the newest
 // state of each topic, as the daemon's latest-wins hand-off does.
 func (d *device) offer(ctx context.Context, s link.State) {
-	rel, why := d.wanted(s)
+	if err := d.states.Accept(s); err != nil {
+		d.f.log.Warn("state", "device", d.id, "err", err)
+	}
+	next := d.states.Next(d.eng.Journal())
+	rel, why := next.Install, next.Why
 	if rel == nil {
-		return
+		return // rollback orders (next.Rollback) are not simulated
 	}
 	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", why)
 	if !d.f.acquire(ctx) {
@@ -138,33 +147,6 @@ func (d *device) offer(ctx context.Context, s link.State) {
 		err = d.eng.Resume(ctx)
 		d.f.release()
 	}
-}
-
-// wanted returns the release an accepted state asks the device to install,
-// if any, following gitfleet-agent's daemon: a pin installs; a channel
-// state installs when its rollout reaches the device and its release is new
-// to the device, not older, for its type, and has not failed here before.
-func (d *device) wanted(s link.State) (*gitfleetv1.Release, string) {
-	j := d.eng.Journal()
-	var rel *gitfleetv1.Release
-	why := "pinned"
-	switch {
-	case s.Desired != nil && s.Desired.GetAction() == gitfleetv1.Action_ACTION_PIN:
-		rel = s.Desired.GetRelease()
-	case s.Channel != nil && link.Reaches(d.f.cfg.Fleet, d.id, s.Channel):
-		rel, why = s.Channel.GetRelease(), "channel "+s.Channel.GetChannel()
-	}
-	switch {
-	case rel == nil, j.State != update.Idle, rel.GetBundleDigest() == j.Installed.Digest,
-		rel.GetCounter() < j.Installed.Counter,
-		len(rel.GetDeviceTypes()) > 0 && !slices.Contains(rel.GetDeviceTypes(), d.f.cfg.DeviceType):
-		return nil, ""
-	case j.LastResult != nil && j.LastResult.State != update.Succeeded && j.LastResult.Release.Digest == rel.GetBundleDigest() && why != "pinned":
-		// It failed here already: the server's penalty box decides when to
-		// offer it again (a pin).
-		return nil, ""
-	}
-	return rel, why
 }
 
 // Check is the device's health check: the failing fraction fails it.

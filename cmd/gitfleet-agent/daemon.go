@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gitfleet/gitfleet/agent/follow"
 	"github.com/gitfleet/gitfleet/agent/link"
 	"github.com/gitfleet/gitfleet/agent/outbox"
 	"github.com/gitfleet/gitfleet/agent/source"
@@ -38,7 +38,8 @@ type daemon struct {
 	engine *device            // wired without the lock; the lock is taken per run
 	health *gitfleetv1.Health // the last health checks' results
 
-	offers chan link.State // latest-wins hand-off from the link
+	states *follow.Follower // the channel's and the standing desired state
+	wake   chan struct{}    // a new state was accepted; latest wins
 }
 
 func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
@@ -79,7 +80,14 @@ func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
 		}
 		password = strings.TrimSpace(string(b))
 	}
-	d := &daemon{cfg: cfg, log: log, outbox: ob, offers: make(chan link.State, 1)}
+	// The standing desired state (a cancel from the penalty box, say) is
+	// kept beside the link's accepted sequences and applied at start.
+	states, err := follow.Open(filepath.Join(cfg.DataDir, "desired.binpb"),
+		follow.Device{Fleet: cfg.Device.Fleet, ID: cfg.Device.ID, Type: cfg.Device.Type})
+	if err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: log, outbox: ob, states: states, wake: make(chan struct{}, 1)}
 	d.link, err = link.New(link.Config{
 		Broker: cfg.MQTT.Broker, Fleet: cfg.Device.Fleet, Device: cfg.Device.ID, Channel: cfg.Device.Channel,
 		Username: cfg.MQTT.Username, Password: password,
@@ -102,17 +110,19 @@ func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
 	return err
 }
 
-// offer receives accepted states from the link. A cancel takes effect at
-// once; everything else is handed to follow, newest first.
+// offer receives accepted states from the link. A cancel (an override, or
+// an aborted rollout) takes effect at once; follow decides on the rest.
 func (d *daemon) offer(_ context.Context, s link.State) {
-	if s.Desired != nil && s.Desired.GetAction() == gitfleetv1.Action_ACTION_CANCEL && d.engine != nil {
+	if err := d.states.Accept(s); err != nil {
+		d.log.Error("state", "err", err) // it stands in memory meanwhile
+	}
+	if d.states.Cancels() && d.engine != nil {
 		d.engine.engine.Cancel()
 	}
 	select {
-	case <-d.offers:
+	case d.wake <- struct{}{}:
 	default:
 	}
-	d.offers <- s
 }
 
 // withEngine runs fn with the engine under the data directory's lock,
@@ -136,7 +146,9 @@ func (d *daemon) withEngine(fn func(e *update.Engine) error) error {
 	return fn(dev.engine)
 }
 
-// follow resumes whatever was in progress, then acts on offers.
+// follow resumes whatever was in progress and acts on the states held
+// (the standing desired state from disk at start), then acts on each new
+// state.
 func (d *daemon) follow(ctx context.Context) error {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
@@ -145,12 +157,20 @@ func (d *daemon) follow(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-retry.C:
-			err := d.withEngine(func(e *update.Engine) error { return e.Resume(ctx) })
+			err := d.withEngine(func(e *update.Engine) error {
+				if d.states.Cancels() {
+					e.Cancel() // a cancel standing from before a restart
+				}
+				if err := e.Resume(ctx); err != nil {
+					return err
+				}
+				return d.act(ctx, e)
+			})
 			if d.settle(ctx, err) {
 				retry.Reset(30 * time.Second)
 			}
-		case s := <-d.offers:
-			err := d.withEngine(func(e *update.Engine) error { return d.act(ctx, e, s) })
+		case <-d.wake:
+			err := d.withEngine(func(e *update.Engine) error { return d.act(ctx, e) })
 			if d.settle(ctx, err) {
 				retry.Reset(30 * time.Second)
 			}
@@ -177,48 +197,17 @@ func (d *daemon) settle(ctx context.Context, err error) (again bool) {
 	return true
 }
 
-// act decides whether an accepted state asks for an install, and starts it.
-func (d *daemon) act(ctx context.Context, e *update.Engine, s link.State) error {
-	j := e.Journal()
-	if s.Desired != nil {
-		switch s.Desired.GetAction() {
-		case gitfleetv1.Action_ACTION_PIN:
-			return d.install(ctx, e, j, s.Desired.GetRelease(), "pinned")
-		case gitfleetv1.Action_ACTION_ROLLBACK:
-			if j.State == update.Testing {
-				return e.Confirm(ctx, false, "rollback requested by the server")
-			}
-			d.log.Info("rollback requested, but no new release is on trial", "state", j.State)
-		}
-		return nil
-	}
-	cs := s.Channel
-	if !link.Reaches(d.cfg.Device.Fleet, d.cfg.Device.ID, cs) {
-		return nil
-	}
-	return d.install(ctx, e, j, cs.GetRelease(), "channel "+cs.GetChannel())
-}
-
-func (d *daemon) install(ctx context.Context, e *update.Engine, j update.Journal, rel *gitfleetv1.Release, why string) error {
+// act does what the states held ask for (follow.Follower.Next).
+func (d *daemon) act(ctx context.Context, e *update.Engine) error {
+	next := d.states.Next(e.Journal())
 	switch {
-	case rel == nil:
-		return nil
-	case j.State != update.Idle:
-		return nil // one update at a time; the engine resumes its own
-	case rel.GetBundleDigest() == j.Installed.Digest:
-		return nil // running it
-	case rel.GetCounter() < j.Installed.Counter:
-		d.log.Warn("offered an older release", "release", rel.GetVersion(), "counter", rel.GetCounter())
-		return nil
-	case len(rel.GetDeviceTypes()) > 0 && !slices.Contains(rel.GetDeviceTypes(), d.cfg.Device.Type):
-		return nil
-	case j.LastResult != nil && j.LastResult.State != update.Succeeded && j.LastResult.Release.Digest == rel.GetBundleDigest() && why != "pinned":
-		// It failed here already: the server's penalty box decides when to
-		// offer it again (a pin).
+	case next.Rollback:
+		return e.Confirm(ctx, false, "rollback requested by the server")
+	case next.Install == nil:
 		return nil
 	}
-	d.log.Info("installing", "release", rel.GetVersion(), "why", why)
-	return e.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
+	d.log.Info("installing", "release", next.Install.GetVersion(), "why", next.Why)
+	return e.InstallRelease(ctx, source.ReleaseRef(next.Install), next.Install.GetBundleDigest())
 }
 
 // publish sets the device status from the journal.
