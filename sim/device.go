@@ -83,7 +83,7 @@ func newDevice(f *Fleet, n int) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.states, err = follow.Open(filepath.Join(dir, "desired.binpb"), follow.Device{Fleet: cfg.Fleet, ID: id, Type: cfg.DeviceType}); err != nil {
+	if d.states, err = follow.Open(filepath.Join(dir, "follow.json"), follow.Device{Fleet: cfg.Fleet, ID: id, Type: cfg.DeviceType}); err != nil {
 		return nil, err
 	}
 	// The link makes the directory the journal lives in.
@@ -115,7 +115,10 @@ func (d *device) offer(ctx context.Context, s link.State) {
 	if err := d.states.Accept(s); err != nil {
 		d.f.log.Warn("state", "device", d.id, "err", err)
 	}
-	next := d.states.Next(d.eng.Journal())
+	next, err := d.states.Next(d.eng.Journal())
+	if err != nil {
+		d.f.log.Warn("state", "device", d.id, "err", err)
+	}
 	rel, why := next.Install, next.Why
 	if rel == nil {
 		return // rollback orders (next.Rollback) are not simulated
@@ -124,7 +127,7 @@ func (d *device) offer(ctx context.Context, s link.State) {
 	if !d.f.acquire(ctx) {
 		return
 	}
-	err := d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
+	err = d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
 	d.f.release()
 	for err != nil && ctx.Err() == nil {
 		if errors.Is(err, update.ErrRebooting) {

@@ -6,11 +6,17 @@
 // standing desired state — an operator's or the penalty box's override —
 // which it also keeps on disk, so an override stands across restarts of the
 // agent even if the broker no longer holds it. An override stands until the
-// server replaces it (ACTION_NONE lifts it); while one stands the device
-// does not follow its channel.
+// server replaces it (ACTION_NONE lifts it); while a pin, rollback or cancel
+// stands the device does not follow its channel.
+//
+// A release that failed on the device last is not installed again unless
+// the server orders it (ACTION_RETRY), and then once per order: the
+// Follower keeps on disk which order it used, so the agent never loops on
+// a failing release by itself.
 package follow
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,7 +46,16 @@ type Follower struct {
 
 	mu      sync.Mutex
 	desired *gitfleetv1.DesiredState // standing; persisted at path
+	retried uint64                   // the sequence of the retry order used; persisted
 	channel *gitfleetv1.ChannelState
+}
+
+// kept is the file at a Follower's path.
+type kept struct {
+	// Desired is the standing desired state, protobuf.
+	Desired []byte `json:"desired"`
+	// Retried is the sequence of the ACTION_RETRY order the device used.
+	Retried uint64 `json:"retried,omitempty"`
 }
 
 // Open returns a Follower for dev whose standing desired state is kept in
@@ -51,10 +66,14 @@ func Open(path string, dev Device) (*Follower, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return f, nil
 	}
+	var k kept
+	if err == nil {
+		err = json.Unmarshal(b, &k)
+	}
 	if err == nil {
 		ds := &gitfleetv1.DesiredState{}
-		if err = proto.Unmarshal(b, ds); err == nil {
-			f.desired = ds
+		if err = proto.Unmarshal(k.Desired, ds); err == nil {
+			f.desired, f.retried = ds, k.Retried
 			return f, nil
 		}
 	}
@@ -75,14 +94,23 @@ func (f *Follower) Accept(s link.State) error {
 	// It stands in memory even if it cannot be kept: the link accepted it
 	// and will not hand it over again in this run.
 	f.desired = s.Desired
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.Desired)
-	if err == nil {
-		err = atomicfile.Write(f.path, b, 0o600)
-	}
-	if err != nil {
+	if err := f.keep(); err != nil {
 		return fmt.Errorf("keep desired state %d: %w", s.Desired.GetSequence(), err)
 	}
 	return nil
+}
+
+// keep writes the standing desired state and the retry order used.
+func (f *Follower) keep() error {
+	ds, err := proto.MarshalOptions{Deterministic: true}.Marshal(f.desired)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(kept{Desired: ds, Retried: f.retried})
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(f.path, b, 0o600)
 }
 
 // Desired returns the standing desired state, or nil.
@@ -124,18 +152,34 @@ type Step struct {
 // rollout reaches it. It installs only when idle, a release it does not run,
 // not older than the one it runs, for its type — and, but for a pin, not one
 // that failed here last: the server's penalty box decides when that is
-// offered again.
-func (f *Follower) Next(j update.Journal) Step {
+// offered again, with a retry order that Next uses once (and records before
+// it returns the Step). The error says the use could not be recorded; the
+// Step is then empty.
+func (f *Follower) Next(j update.Journal) (Step, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	s, retry := f.next(j)
+	if !retry || s.Install == nil {
+		return s, nil
+	}
+	f.retried = f.desired.GetSequence()
+	if err := f.keep(); err != nil {
+		return Step{}, fmt.Errorf("record the use of retry order %d: %w", f.retried, err)
+	}
+	s.Why += ", retry ordered by the server"
+	return s, nil
+}
+
+// next is Next without recording; retry says the Step uses the retry order.
+func (f *Follower) next(j update.Journal) (_ Step, retry bool) {
 	var s Step
 	switch f.desired.GetAction() {
 	case gitfleetv1.Action_ACTION_PIN:
 		s = Step{Install: f.desired.GetRelease(), Why: "pinned"}
 	case gitfleetv1.Action_ACTION_ROLLBACK:
-		return Step{Rollback: j.State == update.Testing}
+		return Step{Rollback: j.State == update.Testing}, false
 	case gitfleetv1.Action_ACTION_CANCEL:
-		return Step{}
+		return Step{}, false
 	default:
 		if f.channel != nil && link.Reaches(f.dev.Fleet, f.dev.ID, f.channel) {
 			s = Step{Install: f.channel.GetRelease(), Why: "channel " + f.channel.GetChannel()}
@@ -146,9 +190,13 @@ func (f *Follower) Next(j update.Journal) Step {
 	case rel == nil, j.State != update.Idle, rel.GetBundleDigest() == j.Installed.Digest,
 		rel.GetCounter() < j.Installed.Counter,
 		len(rel.GetDeviceTypes()) > 0 && !slices.Contains(rel.GetDeviceTypes(), f.dev.Type):
-		return Step{}
+		return Step{}, false
 	case j.LastResult != nil && j.LastResult.State != update.Succeeded && j.LastResult.Release.Digest == rel.GetBundleDigest() && s.Why != "pinned":
-		return Step{}
+		if f.desired.GetAction() == gitfleetv1.Action_ACTION_RETRY && f.desired.GetRelease().GetBundleDigest() == rel.GetBundleDigest() &&
+			f.retried != f.desired.GetSequence() {
+			return s, true
+		}
+		return Step{}, false
 	}
-	return s
+	return s, false
 }

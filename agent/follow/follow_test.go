@@ -44,7 +44,12 @@ func accept(t *testing.T, f *follow.Follower, s link.State) {
 	}
 }
 
-func installs(s follow.Step) string {
+func installs(t *testing.T, f *follow.Follower, j update.Journal) string {
+	t.Helper()
+	s, err := f.Next(j)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if s.Rollback {
 		return "rollback"
 	}
@@ -55,17 +60,17 @@ func installs(s follow.Step) string {
 // channel's release, also after a restart that no broker replays the cancel
 // to; the lift (ACTION_NONE) lets it follow the channel again.
 func TestStandingOverrideSurvivesRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "desired.binpb")
+	path := filepath.Join(t.TempDir(), "follow.json")
 	idle := update.Journal{State: update.Idle, Installed: old}
 	f := open(t, path)
 	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE))
-	if got := installs(f.Next(idle)); got != "1.4.0" {
+	if got := installs(t, f, idle); got != "1.4.0" {
 		t.Fatalf("active channel of 1.4.0: Next = %q, want 1.4.0", got)
 	}
 	accept(t, f, desired(1, gitfleetv1.Action_ACTION_CANCEL, nil))
 	// A channel state after the cancel does not replace it.
 	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE))
-	if got := installs(f.Next(idle)); got != "" || !f.Cancels() {
+	if got := installs(t, f, idle); got != "" || !f.Cancels() {
 		t.Fatalf("cancel standing: Next = %q, Cancels = %t; want nothing, true", got, f.Cancels())
 	}
 
@@ -75,12 +80,12 @@ func TestStandingOverrideSurvivesRestart(t *testing.T) {
 		t.Fatalf("after a restart the standing desired state is %v, want ACTION_CANCEL", got)
 	}
 	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE))
-	if got := installs(f.Next(idle)); got != "" || !f.Cancels() {
+	if got := installs(t, f, idle); got != "" || !f.Cancels() {
 		t.Fatalf("cancel standing after a restart: Next = %q, Cancels = %t; want nothing, true", got, f.Cancels())
 	}
 
 	accept(t, f, desired(2, gitfleetv1.Action_ACTION_NONE, nil))
-	if got := installs(f.Next(idle)); got != "1.4.0" || f.Cancels() {
+	if got := installs(t, f, idle); got != "1.4.0" || f.Cancels() {
 		t.Fatalf("after the lift: Next = %q, Cancels = %t; want 1.4.0, false", got, f.Cancels())
 	}
 	if got := open(t, path).Desired().GetAction(); got != gitfleetv1.Action_ACTION_NONE {
@@ -117,11 +122,11 @@ func TestNext(t *testing.T) {
 		{"rollback on trial", []link.State{channel(r14, active), desired(1, gitfleetv1.Action_ACTION_ROLLBACK, nil)}, update.Journal{State: update.Testing, Installed: old}, "rollback", false},
 		{"rollback standing, idle", []link.State{channel(r14, active), desired(1, gitfleetv1.Action_ACTION_ROLLBACK, nil)}, idle, "", false},
 	} {
-		f := open(t, filepath.Join(t.TempDir(), "desired.binpb"))
+		f := open(t, filepath.Join(t.TempDir(), "follow.json"))
 		for _, s := range tc.states {
 			accept(t, f, s)
 		}
-		if got := installs(f.Next(tc.j)); got != tc.want {
+		if got := installs(t, f, tc.j); got != tc.want {
 			t.Errorf("%s: Next = %q, want %q", tc.name, got, tc.want)
 		}
 		if got := f.Cancels(); got != tc.cancels {
@@ -132,12 +137,53 @@ func TestNext(t *testing.T) {
 
 // TestOpenDamaged names the file to delete.
 func TestOpenDamaged(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "desired.binpb")
+	path := filepath.Join(t.TempDir(), "follow.json")
 	if err := os.WriteFile(path, []byte{0xff, 0xff, 0xff}, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := follow.Open(path, dev)
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Open of a damaged file = %v, want an error naming %s", err, path)
+	}
+}
+
+// TestRetryOncePerOrder: a release that failed here last is installed again
+// only on the server's retry order, once per order, also across a restart.
+func TestRetryOncePerOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "follow.json")
+	failed := update.Journal{State: update.Idle, Installed: old,
+		LastResult: &update.Outcome{State: update.RolledBack, Release: update.Release{Digest: r14.GetBundleDigest()}}}
+	f := open(t, path)
+	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE))
+	if got := installs(t, f, failed); got != "" {
+		t.Fatalf("failed last, no order: Next = %q, want nothing", got)
+	}
+	accept(t, f, desired(1, gitfleetv1.Action_ACTION_RETRY, r12))
+	if got := installs(t, f, failed); got != "" {
+		t.Fatalf("retry order for another release: Next = %q, want nothing", got)
+	}
+	accept(t, f, desired(2, gitfleetv1.Action_ACTION_RETRY, r14))
+	if got := installs(t, f, failed); got != "1.4.0" {
+		t.Fatalf("retry order for 1.4.0: Next = %q, want 1.4.0", got)
+	}
+	// It failed again: the same order does not make it try a third time,
+	// in this run or the next.
+	if got := installs(t, f, failed); got != "" {
+		t.Fatalf("retry order used: Next = %q, want nothing", got)
+	}
+	f = open(t, path)
+	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE))
+	if got := installs(t, f, failed); got != "" {
+		t.Fatalf("retry order used, after a restart: Next = %q, want nothing", got)
+	}
+	accept(t, f, desired(3, gitfleetv1.Action_ACTION_RETRY, r14))
+	if got := installs(t, f, failed); got != "1.4.0" {
+		t.Fatalf("a new retry order: Next = %q, want 1.4.0", got)
+	}
+	// A retry order does not start what the rollout does not reach.
+	accept(t, f, desired(4, gitfleetv1.Action_ACTION_RETRY, r14))
+	accept(t, f, channel(r14, gitfleetv1.RolloutState_ROLLOUT_STATE_PAUSED))
+	if got := installs(t, f, failed); got != "" {
+		t.Fatalf("retry order, rollout paused: Next = %q, want nothing", got)
 	}
 }

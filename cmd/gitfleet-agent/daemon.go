@@ -82,7 +82,7 @@ func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
 	}
 	// The standing desired state (a cancel from the penalty box, say) is
 	// kept beside the link's accepted sequences and applied at start.
-	states, err := follow.Open(filepath.Join(cfg.DataDir, "desired.binpb"),
+	states, err := follow.Open(filepath.Join(cfg.DataDir, "follow.json"),
 		follow.Device{Fleet: cfg.Device.Fleet, ID: cfg.Device.ID, Type: cfg.Device.Type})
 	if err != nil {
 		return err
@@ -199,8 +199,10 @@ func (d *daemon) settle(ctx context.Context, err error) (again bool) {
 
 // act does what the states held ask for (follow.Follower.Next).
 func (d *daemon) act(ctx context.Context, e *update.Engine) error {
-	next := d.states.Next(e.Journal())
+	next, err := d.states.Next(e.Journal())
 	switch {
+	case err != nil:
+		return err
 	case next.Rollback:
 		return e.Confirm(ctx, false, "rollback requested by the server")
 	case next.Install == nil:

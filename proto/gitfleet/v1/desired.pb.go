@@ -37,6 +37,13 @@ const (
 	// The device stays on what it runs and does not start the channel's
 	// current release again while the override stands.
 	Action_ACTION_CANCEL Action = 4
+	// ACTION_RETRY lets the device install release once more although its
+	// last attempt at it failed: once per order (per sequence), when its
+	// channel's rollout reaches it. Otherwise the device follows its channel.
+	// A device never retries a failed release without this order; the
+	// server's penalty box sends it while the device's failures of the release
+	// are below the policy's limit, after a backoff.
+	Action_ACTION_RETRY Action = 5
 )
 
 // Enum value maps for Action.
@@ -47,6 +54,7 @@ var (
 		2: "ACTION_PIN",
 		3: "ACTION_ROLLBACK",
 		4: "ACTION_CANCEL",
+		5: "ACTION_RETRY",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED": 0,
@@ -54,6 +62,7 @@ var (
 		"ACTION_PIN":         2,
 		"ACTION_ROLLBACK":    3,
 		"ACTION_CANCEL":      4,
+		"ACTION_RETRY":       5,
 	}
 )
 
@@ -104,9 +113,10 @@ type DesiredState struct {
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// action is what the device must do instead of following its channel.
 	Action Action `protobuf:"varint,6,opt,name=action,proto3,enum=gitfleet.v1.Action" json:"action,omitempty"`
-	// release is the release to run for ACTION_PIN. For ACTION_ROLLBACK it may
-	// name the release the device must find in its other slot, so a device
-	// that no longer has it refuses instead of guessing. It is unset otherwise.
+	// release is the release to run for ACTION_PIN, and the release to try
+	// again for ACTION_RETRY. For ACTION_ROLLBACK it may name the release the
+	// device must find in its other slot, so a device that no longer has it
+	// refuses instead of guessing. It is unset otherwise.
 	Release       *Release `protobuf:"bytes,7,opt,name=release,proto3" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -204,14 +214,15 @@ const file_gitfleet_v1_desired_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12+\n" +
 	"\x06action\x18\x06 \x01(\x0e2\x13.gitfleet.v1.ActionR\x06action\x12.\n" +
-	"\arelease\x18\a \x01(\v2\x14.gitfleet.v1.ReleaseR\arelease*i\n" +
+	"\arelease\x18\a \x01(\v2\x14.gitfleet.v1.ReleaseR\arelease*{\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vACTION_NONE\x10\x01\x12\x0e\n" +
 	"\n" +
 	"ACTION_PIN\x10\x02\x12\x13\n" +
 	"\x0fACTION_ROLLBACK\x10\x03\x12\x11\n" +
-	"\rACTION_CANCEL\x10\x04B;Z9github.com/gitfleet/gitfleet/proto/gitfleet/v1;gitfleetv1b\x06proto3"
+	"\rACTION_CANCEL\x10\x04\x12\x10\n" +
+	"\fACTION_RETRY\x10\x05B;Z9github.com/gitfleet/gitfleet/proto/gitfleet/v1;gitfleetv1b\x06proto3"
 
 var (
 	file_gitfleet_v1_desired_proto_rawDescOnce sync.Once

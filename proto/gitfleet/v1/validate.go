@@ -134,7 +134,7 @@ func (m *DesiredState) Validate() error {
 	v.validity(m.GetIssuedAt(), m.GetExpiresAt())
 	v.check("action", checkEnum(m.GetAction()))
 	switch action := m.GetAction(); {
-	case action == Action_ACTION_PIN:
+	case action == Action_ACTION_PIN, action == Action_ACTION_RETRY:
 		v.release("release", m.GetRelease())
 	case action == Action_ACTION_ROLLBACK && m.GetRelease() != nil:
 		v.release("release", m.GetRelease())
