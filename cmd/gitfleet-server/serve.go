@@ -200,7 +200,8 @@ func (s *server) openGit(ctx context.Context) error {
 	return nil
 }
 
-// watch builds new tags and re-reads fleet.yaml at every poll.
+// watch builds new tags and re-reads fleet.yaml at every poll (watchTags),
+// and retries builds whose owner died (retryBuilds).
 func (s *server) watch(ctx context.Context) error {
 	statePath := filepath.Join(s.cfg.DataDir, "git-state.json")
 	state, err := gitsource.LoadState(statePath)
@@ -213,6 +214,57 @@ func (s *server) watch(ctx context.Context) error {
 		return err
 	}
 	os.MkdirAll(b.WorkDir, 0o700)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.retryBuilds(ctx, b, statePath, builder.DefaultLease/2) })
+	g.Go(func() error { return s.watchTags(ctx, b, state, statePath) })
+	return g.Wait()
+}
+
+// retryBuilds rebuilds, every interval, the tags whose build claim went
+// stale: a replica, whatever its name, claimed them and died mid-build. The
+// watcher reports a tag as new only once per replica, so without this a
+// replica that saw the tag claimed by another would never look at it again.
+// Only tags still where this replica first saw them are retried: a moved
+// tag is an operator's to look at.
+func (s *server) retryBuilds(ctx context.Context, b *builder.Builder, statePath string, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		state, err := gitsource.LoadState(statePath)
+		if err != nil {
+			s.log.Error("retry stale builds", "err", err)
+			continue
+		}
+		tags, err := s.repo.Tags()
+		if err != nil {
+			s.log.Error("retry stale builds", "err", err)
+			continue
+		}
+		var unmoved []gitsource.Tag
+		for _, t := range tags {
+			if seen, ok := state.Tags[t.Name]; ok && seen.Object == t.Object {
+				unmoved = append(unmoved, t)
+			}
+		}
+		rels, err := b.Retry(ctx, unmoved)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("retry stale builds", "err", err)
+		}
+		if len(rels) > 0 {
+			if err := s.ctrl.Step(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("rollout step", "err", err)
+			}
+		}
+	}
+}
+
+// watchTags builds new tags and re-reads fleet.yaml at every poll.
+func (s *server) watchTags(ctx context.Context, b *builder.Builder, state gitsource.State, statePath string) error {
 	return s.watcher.Run(ctx, state, func(ctx context.Context, ch gitsource.Changes, next gitsource.State) error {
 		s.readFleet()
 		for _, m := range ch.Moved {

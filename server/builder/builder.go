@@ -5,10 +5,12 @@
 // key, store it in the object layout, record the release.
 //
 // Each tag is built once, even with several server replicas on one
-// database: a replica builds only the tags it claimed in the store. A
-// replica killed mid-build leaves no visible release (objects become
-// visible envelope last; the release is recorded after them), and its claim
-// runs out so another replica builds the tag again.
+// database: a replica builds only the tags it claimed in the store, and
+// renews its claim's lease while it builds, so a build longer than the lease
+// is not taken over while its owner is alive. A replica killed mid-build
+// leaves no visible release (objects become visible envelope last; the
+// release is recorded after them) and stops renewing; once the lease has run
+// out, Retry on any replica, whatever its name, builds the tag again.
 package builder
 
 import (
@@ -21,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
@@ -38,6 +41,8 @@ type Repo interface {
 // Store is the fleet database, as the builder needs it.
 type Store interface {
 	ClaimBuild(ctx context.Context, tag, owner string, lease time.Duration) (bool, error)
+	RenewBuild(ctx context.Context, tag, owner string, lease time.Duration) error
+	StaleBuilds(ctx context.Context) ([]store.Release, error)
 	FinishBuild(ctx context.Context, owner string, r store.Release) error
 	Releases(ctx context.Context) ([]store.Release, error)
 }
@@ -59,27 +64,35 @@ type Builder struct {
 	// RepoURL is recorded as the bundles' provenance.
 	RepoURL string
 	// Owner names this replica in build claims; Lease is how long a claim
-	// lasts without renewal (default 30 min: longer than any build).
+	// lasts without renewal (default DefaultLease). Build renews it every
+	// third of Lease, so Lease bounds how long a dead replica's tag waits
+	// for another, not how long a build may take.
 	Owner string
 	Lease time.Duration
 	// WorkDir holds checkouts and bundles while they are built; default the
 	// system's temp dir.
 	WorkDir string
 	Log     *slog.Logger
+
+	// mu makes Build build one tag at a time: a replica's claim is renewed by
+	// its name, so two of its own builds of one tag would both hold it.
+	mu sync.Mutex
 }
+
+// DefaultLease is Builder.Lease when it is zero.
+const DefaultLease = 2 * time.Minute
 
 // ErrNotClaimed is returned by Build when another replica builds the tag,
 // or its build already finished.
 var ErrNotClaimed = errors.New("tag not claimed")
 
-// Build builds t if this replica can claim it. A build that fails is
+// Build builds t if this replica can claim it, one tag at a time. A build that fails is
 // recorded as failed with its reason and log, and not retried: a tag is
 // immutable, so a new tag is the fix.
 func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, error) {
-	lease := b.Lease
-	if lease == 0 {
-		lease = 30 * time.Minute
-	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lease := b.lease()
 	ok, err := b.Store.ClaimBuild(ctx, t.Name, b.Owner, lease)
 	if err != nil {
 		return store.Release{}, fmt.Errorf("claim build of %s: %w", t.Name, err)
@@ -90,7 +103,7 @@ func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, er
 	log := b.logger().With("release", t.Version)
 	log.Info("build started", "tag", t.Name, "commit", t.Commit)
 	var buildLog bytes.Buffer
-	rel, berr := b.build(ctx, t, &buildLog)
+	rel, berr := b.buildRenewing(ctx, t, &buildLog)
 	rel.Tag = t.Name
 	if logKey, err := b.putLog(ctx, t, buildLog.Bytes()); err == nil {
 		rel.BuildLog = logKey
@@ -101,6 +114,10 @@ func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, er
 		if ctx.Err() != nil {
 			// Shutdown: leave the claim to run out, so a replica builds it.
 			return store.Release{}, ctx.Err()
+		}
+		if errors.Is(berr, store.ErrClaimLost) {
+			// Another replica took the tag over: its build counts.
+			return store.Release{}, fmt.Errorf("build %s: %w", t.Name, berr)
 		}
 		rel.BuildState, rel.BuildError = store.Failed, oneLine(berr.Error())
 		log.Error("build failed", "tag", t.Name, "err", berr)
@@ -115,6 +132,88 @@ func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, er
 		return rel, fmt.Errorf("build %s: %w", t.Name, berr)
 	}
 	return rel, nil
+}
+
+// buildRenewing builds t while renewing the claim on it. If the claim is
+// lost (this replica stalled past its lease and another took the tag over)
+// the build stops with store.ErrClaimLost. A renewal that fails otherwise is
+// tried again at the next tick: the lease outlasts two failures.
+func (b *Builder) buildRenewing(ctx context.Context, t gitsource.Tag, log io.Writer) (store.Release, error) {
+	lease := b.lease()
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := b.Store.RenewBuild(bctx, t.Name, b.Owner, lease)
+			switch {
+			case errors.Is(err, store.ErrClaimLost):
+				cancel(err)
+				return
+			case err != nil && bctx.Err() == nil:
+				b.logger().Warn("renew build claim", "tag", t.Name, "err", err)
+			}
+		}
+	}()
+	rel, err := b.build(bctx, t, log)
+	cancel(nil)
+	<-renewed
+	if cause := context.Cause(bctx); errors.Is(cause, store.ErrClaimLost) {
+		return rel, cause
+	}
+	return rel, err
+}
+
+// Retry builds the tags among tags whose build claim went stale: a replica
+// claimed them and stopped renewing its lease (it died or was killed
+// mid-build). Whatever that replica's name, the tag is claimed again and, of
+// replicas retrying at once, built by exactly one. Tags the caller leaves out
+// of tags (deleted, or moved since they were first seen) are not rebuilt.
+// Retry returns the releases it recorded, succeeded or failed.
+func (b *Builder) Retry(ctx context.Context, tags []gitsource.Tag) ([]store.Release, error) {
+	stale, err := b.Store.StaleBuilds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]gitsource.Tag, len(tags))
+	for _, t := range tags {
+		byName[t.Name] = t
+	}
+	var out []store.Release
+	for _, r := range stale {
+		t, ok := byName[r.Tag]
+		if !ok {
+			continue
+		}
+		b.logger().Warn("retrying a build whose claim ran out", "tag", t.Name, "owner", r.BuildOwner)
+		rel, err := b.Build(ctx, t)
+		switch {
+		case errors.Is(err, ErrNotClaimed):
+			continue // another replica retries it
+		case ctx.Err() != nil:
+			return out, ctx.Err()
+		case rel.Tag == "":
+			return out, err
+		}
+		// A failed build is recorded, which is its outcome.
+		out = append(out, rel)
+	}
+	return out, nil
+}
+
+func (b *Builder) lease() time.Duration {
+	if b.Lease > 0 {
+		return b.Lease
+	}
+	return DefaultLease
 }
 
 func (b *Builder) build(ctx context.Context, t gitsource.Tag, log io.Writer) (store.Release, error) {

@@ -21,10 +21,19 @@ import (
 	"github.com/gitfleet/gitfleet/server/store"
 )
 
+// goodBuild is the build script of firmwareRepo's v1.0.0.
+const goodBuild = "#!/bin/sh\nset -e\nmkdir -p out\nfor i in $(seq 1 3000); do echo \"rootfs of $GITFLEET_TAG line $i\"; done > out/rootfs.img\necho built\n"
+
 // firmwareRepo makes a real Git repository whose tags v1.0.0 (builds) and
 // v1.1.0 (its build fails) are SSH-signed by a fresh key, and returns its
 // file:// URL and the allowed signers file that trusts the key.
 func firmwareRepo(t *testing.T) (string, []byte) {
+	t.Helper()
+	return firmwareRepoBuilding(t, goodBuild)
+}
+
+// firmwareRepoBuilding is firmwareRepo with script as v1.0.0's build.sh.
+func firmwareRepoBuilding(t *testing.T, script string) (string, []byte) {
 	t.Helper()
 	git := testenv.Tool(t, "git")
 	dir := t.TempDir()
@@ -58,7 +67,7 @@ build:
 images:
   - {name: rootfs, path: out/rootfs.img, slot: rootfs}
 `)
-	write("build.sh", "#!/bin/sh\nset -e\nmkdir -p out\nfor i in $(seq 1 3000); do echo \"rootfs of $GITFLEET_TAG line $i\"; done > out/rootfs.img\necho built\n")
+	write("build.sh", script)
 	run("add", ".")
 	run("commit", "-m", "first release")
 	run("tag", "-s", "-m", "release v1.0.0", "v1.0.0")
@@ -186,7 +195,13 @@ func parseDigest(s string) (bundle.Digest, error) {
 // fetched gitsource.Repo of it that trusts its signer, and its tags.
 func fetchedRepo(t *testing.T) (string, *gitsource.Repo, []gitsource.Tag) {
 	t.Helper()
-	url, signers := firmwareRepo(t)
+	return fetchedRepoBuilding(t, goodBuild)
+}
+
+// fetchedRepoBuilding is fetchedRepo with script as v1.0.0's build.sh.
+func fetchedRepoBuilding(t *testing.T, script string) (string, *gitsource.Repo, []gitsource.Tag) {
+	t.Helper()
+	url, signers := firmwareRepoBuilding(t, script)
 	policy, err := gitsource.SSHPolicy(signers)
 	if err != nil {
 		t.Fatal(err)

@@ -94,6 +94,41 @@ func (s *Store) ClaimBuild(ctx context.Context, tag, owner string, lease time.Du
 	return n == 1, nil
 }
 
+const renewBuild = `UPDATE releases SET build_lease_until = ?
+WHERE tag = ? AND build_owner = ? AND build_state = 'building'`
+
+// RenewBuild extends owner's claim of tag's build to lease from now, as the
+// builder does while it builds so that no replica takes over a build whose
+// owner is alive. It returns ErrClaimLost if owner no longer holds the claim
+// (another replica took it over, or the build finished); a claim whose lease
+// ran out but that no one took over is still owner's.
+func (s *Store) RenewBuild(ctx context.Context, tag, owner string, lease time.Duration) error {
+	if lease <= 0 {
+		return fmt.Errorf("renew build claim of %s: the lease must be positive", tag)
+	}
+	n, err := s.writer().update(ctx, renewBuild, micros(s.now().Add(lease)), tag, owner)
+	if err == nil && n == 0 {
+		err = ErrClaimLost
+	}
+	if err != nil {
+		return fmt.Errorf("renew build claim of %s by %s: %w", tag, owner, err)
+	}
+	return nil
+}
+
+// StaleBuilds returns the builds whose claim's lease ran out unrenewed: their
+// owner died or stopped mid-build. Any replica may claim them again
+// (ClaimBuild), whatever their owner's name. Oldest claim first.
+func (s *Store) StaleBuilds(ctx context.Context) ([]Release, error) {
+	rs, err := queryAll(ctx, s.reader(), scanRelease,
+		"SELECT "+releaseColumns+" FROM releases WHERE build_state = 'building' AND build_lease_until <= ? ORDER BY created_at, tag",
+		micros(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("list stale builds: %w", err)
+	}
+	return rs, nil
+}
+
 const finishBuild = `UPDATE releases SET version = ?, counter = ?, product = ?, device_types = ?,
 	bundle_digest = ?, bundle_size = ?, tag_object = ?, commit_id = ?, signer = ?, object_keys = ?,
 	build_state = ?, build_log = ?, build_error = ?, finished_at = ?

@@ -214,3 +214,66 @@ func TestFinishBuildRejects(t *testing.T) {
 		}
 	})
 }
+
+// A renewed claim is not stale; one whose lease ran out unrenewed is, and
+// any replica may take it over, after which its old owner cannot renew it.
+func TestRenewAndStaleBuilds(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		a, b := openStore(t, dsn), openStore(t, dsn)
+		clk := newClock(a, b)
+		const lease = time.Minute
+		stale := func() []string {
+			t.Helper()
+			rs, err := b.StaleBuilds(ctx)
+			if err != nil {
+				t.Fatalf("StaleBuilds: %v", err)
+			}
+			var tags []string
+			for _, r := range rs {
+				tags = append(tags, r.Tag)
+			}
+			return tags
+		}
+		if ok, err := a.ClaimBuild(ctx, "v3.0.0", "a", lease); err != nil || !ok {
+			t.Fatalf("ClaimBuild = %t, %v", ok, err)
+		}
+		if got := stale(); len(got) != 0 {
+			t.Errorf("stale builds of a fresh claim = %v, want none", got)
+		}
+		clk.Advance(50 * time.Second)
+		if err := a.RenewBuild(ctx, "v3.0.0", "a", lease); err != nil {
+			t.Fatalf("RenewBuild by the owner: %v", err)
+		}
+		clk.Advance(50 * time.Second) // past the first lease, within the renewed one
+		if got := stale(); len(got) != 0 {
+			t.Errorf("stale builds of a renewed claim = %v, want none", got)
+		}
+		if ok, err := b.ClaimBuild(ctx, "v3.0.0", "b", lease); err != nil || ok {
+			t.Errorf("ClaimBuild of a renewed claim by another = %t, %v; want false, nil", ok, err)
+		}
+		clk.Advance(11 * time.Second)
+		if got, want := stale(), []string{"v3.0.0"}; !cmp.Equal(got, want) {
+			t.Errorf("stale builds after the lease ran out = %v, want %v", got, want)
+		}
+		if ok, err := b.ClaimBuild(ctx, "v3.0.0", "b", lease); err != nil || !ok {
+			t.Fatalf("ClaimBuild of a stale claim by another = %t, %v; want true, nil", ok, err)
+		}
+		if got := stale(); len(got) != 0 {
+			t.Errorf("stale builds after a takeover = %v, want none", got)
+		}
+		if err := a.RenewBuild(ctx, "v3.0.0", "a", lease); !errors.Is(err, ErrClaimLost) {
+			t.Errorf("RenewBuild by the old owner: got %v, want ErrClaimLost", err)
+		}
+		if err := b.FinishBuild(ctx, "b", Release{Tag: "v3.0.0", Version: "3.0.0", BuildState: Succeeded}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+		if got := stale(); len(got) != 0 {
+			t.Errorf("stale builds after the build finished = %v, want none", got)
+		}
+		if err := b.RenewBuild(ctx, "v3.0.0", "b", lease); !errors.Is(err, ErrClaimLost) {
+			t.Errorf("RenewBuild of a finished build: got %v, want ErrClaimLost", err)
+		}
+	})
+}
