@@ -116,8 +116,12 @@ type discard struct{}
 
 func (discard) PutDevices(context.Context, []store.Device) ([]string, error) { return nil, nil }
 func (discard) SetOnline(context.Context, string, bool) error                { return nil }
-func (discard) AppendEvent(context.Context, store.Event) (store.Appended, error) {
-	return store.Appended{Arrival: store.Next}, nil
+func (discard) AppendEvents(_ context.Context, es []store.Event) ([]store.Appended, error) {
+	as := make([]store.Appended, len(es))
+	for i := range as {
+		as[i] = store.Appended{Arrival: store.Next}
+	}
+	return as, nil
 }
 func (discard) RecordFailure(context.Context, string, string) (int, error) { return 1, nil }
 

@@ -19,10 +19,11 @@
 // only marks the device offline.
 //
 // Events are a log. Each is appended to its device's stream
-// (store.AppendEvent), which tells a duplicate — a QoS 1 redelivery or an
+// (store.AppendEvents), which tells a duplicate — a QoS 1 redelivery or an
 // outbox resend, dropped — from the next event, one after a gap (the events
 // in between are counted missing) and a late one that fills a gap. One
-// worker stores each device's events, in the order they came. An event that
+// worker stores each device's events, in the order they came, in batches as
+// statuses are: every event is kept, each judged against those before it. An event that
 // records a failed attempt at a release (rollout.FailedAttempt) adds one to
 // the device's failures of that release, by bundle digest, for the penalty
 // box.

@@ -47,35 +47,38 @@ func (in *Ingest) receiveEvent(m bus.Message) {
 	}
 }
 
-// writeEvents stores the events queued on ch until ctx ends.
-func (in *Ingest) writeEvents(ctx context.Context, ch <-chan eventItem) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-ch:
-			in.storeEvent(ctx, it)
-		}
+// storeEvents appends a batch of events to their streams in one
+// transaction, counts how each stood, records failed attempts for the
+// penalty box, and acknowledges the messages.
+func (in *Ingest) storeEvents(ctx context.Context, batch []eventItem) {
+	es := make([]store.Event, len(batch))
+	for i, it := range batch {
+		es[i] = event(it)
 	}
-}
-
-// storeEvent appends one event to its stream, counts how it stood, records
-// a failed attempt for the penalty box, and acknowledges the message.
-func (in *Ingest) storeEvent(ctx context.Context, it eventItem) {
-	ev := it.event
-	var a store.Appended
+	var as []store.Appended
 	err := storeRetry.Retry(ctx, func() error {
 		var err error
-		a, err = in.store.AppendEvent(ctx, event(it))
+		as, err = in.store.AppendEvents(ctx, es)
 		return err
 	})
 	if err != nil {
-		in.dropped(ctx, 1, err)
+		in.dropped(ctx, len(batch), err)
 		if ctx.Err() == nil {
-			it.msg.Ack()
+			for _, it := range batch {
+				it.msg.Ack()
+			}
 		}
 		return
 	}
+	for i, it := range batch {
+		in.appended(ctx, it, as[i])
+	}
+}
+
+// appended counts how a stored event stood, records a failed attempt for
+// the penalty box, and acknowledges the message.
+func (in *Ingest) appended(ctx context.Context, it eventItem, a store.Appended) {
+	ev := it.event
 	if a.Arrival == store.Duplicate {
 		in.c.duplicates.Add(1)
 		it.msg.Ack()

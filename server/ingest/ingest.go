@@ -35,7 +35,7 @@ var storeRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 15 * time.Sec
 type Store interface {
 	PutDevices(ctx context.Context, ds []store.Device) (stale []string, err error)
 	SetOnline(ctx context.Context, id string, online bool) error
-	AppendEvent(ctx context.Context, e store.Event) (store.Appended, error)
+	AppendEvents(ctx context.Context, es []store.Event) ([]store.Appended, error)
 	RecordFailure(ctx context.Context, device, release string) (int, error)
 }
 
@@ -51,15 +51,16 @@ type Config struct {
 	// Group is the shared-subscription group: replicas with the same group
 	// split the fleet's messages (default DefaultGroup).
 	Group string
-	// BatchSize is how many statuses, at most, one transaction stores
-	// (default DefaultBatchSize).
+	// BatchSize is how many statuses, or events, at most, one transaction
+	// stores (default DefaultBatchSize).
 	BatchSize int
 	// StatusWriters is how many batches are stored at once, each device's
 	// statuses by one writer (default DefaultStatusWriters). PostgreSQL
 	// takes more batches at once than one; SQLite takes them in turn.
 	StatusWriters int
-	// EventWorkers is how many events are stored at once, each device's by
-	// one worker in the order they arrived (default DefaultEventWorkers).
+	// EventWorkers is how many batches of events are stored at once, each
+	// device's events by one worker in the order they arrived (default
+	// DefaultEventWorkers).
 	EventWorkers int
 	// OnUpdate, if set, is called after each status and each new event is
 	// stored, from a goroutine Run owns: it must return quickly. The rollout
@@ -161,10 +162,10 @@ func (in *Ingest) Run(ctx context.Context, sub Subscriber) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, ch := range in.status {
-		g.Go(func() error { in.writeStatuses(gctx, ch); return nil })
+		g.Go(func() error { writeBatches(gctx, ch, in.cfg.BatchSize, in.storeStatuses); return nil })
 	}
 	for _, ch := range in.events {
-		g.Go(func() error { in.writeEvents(gctx, ch); return nil })
+		g.Go(func() error { writeBatches(gctx, ch, in.cfg.BatchSize, in.storeEvents); return nil })
 	}
 	g.Go(func() error {
 		if err := sub.Subscribe(gctx, statuses, in.receiveStatus); err != nil {
@@ -213,6 +214,32 @@ func (in *Ingest) parse(m bus.Message, kind topic.Kind) (topic.Topic, bool) {
 		return topic.Topic{}, false
 	}
 	return t, true
+}
+
+// writeBatches stores the items queued on ch with store until ctx ends, in
+// batches: the items waiting when a batch starts, up to size, in the order
+// they came. A transaction a batch, not a message, is what lets the store
+// keep up with a fleet.
+func writeBatches[T any](ctx context.Context, ch <-chan T, size int, store func(context.Context, []T)) {
+	batch := make([]T, 0, size)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-ch:
+			batch = append(batch[:0], it)
+		}
+	fill:
+		for len(batch) < size {
+			select {
+			case it := <-ch:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		store(ctx, batch)
+	}
 }
 
 // worker returns the queue, of qs, of device's messages: always the same,

@@ -25,7 +25,7 @@ type statusItem struct {
 // device publishes when it stops: online is false only there.
 func (it statusItem) will() bool { return !it.status.GetOnline() }
 
-// receiveStatus checks a status message and queues it for writeStatuses.
+// receiveStatus checks a status message and queues it for its writer.
 // It runs on the bus client's goroutines.
 func (in *Ingest) receiveStatus(m bus.Message) {
 	in.c.statuses.Add(1)
@@ -46,31 +46,6 @@ func (in *Ingest) receiveStatus(m bus.Message) {
 	case worker(in, in.status, st.GetDeviceId()) <- statusItem{msg: m, fleet: t.Fleet, status: st, received: time.Now()}:
 	case <-in.done:
 		// Unacknowledged: the broker delivers it again.
-	}
-}
-
-// writeStatuses stores the statuses queued on ch in batches until ctx
-// ends: the statuses waiting when a batch starts, up to Config.BatchSize, in
-// one transaction.
-func (in *Ingest) writeStatuses(ctx context.Context, ch <-chan statusItem) {
-	batch := make([]statusItem, 0, in.cfg.BatchSize)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-ch:
-			batch = append(batch[:0], it)
-		}
-	fill:
-		for len(batch) < in.cfg.BatchSize {
-			select {
-			case it := <-ch:
-				batch = append(batch, it)
-			default:
-				break fill
-			}
-		}
-		in.storeStatuses(ctx, batch)
 	}
 }
 

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,49 +100,125 @@ ON CONFLICT (device_id, stream_id, seq) DO NOTHING`
 // stream at once get answers that add up: each event is new to exactly one of
 // them, and the gaps they report are the sequences that never arrived.
 func (s *Store) AppendEvent(ctx context.Context, e Event) (Appended, error) {
-	if e.DeviceID == "" || e.StreamID == "" || e.Sequence == 0 || e.Sequence > math.MaxInt64 {
-		return Appended{}, fmt.Errorf("append event %d of %s stream %q: device, stream and a sequence in 1..2^63-1 are required",
-			e.Sequence, e.DeviceID, e.StreamID)
+	as, err := s.AppendEvents(ctx, []Event{e})
+	if err != nil {
+		return Appended{}, err
 	}
-	received := e.Received
-	if received.IsZero() {
-		received = s.now()
+	return as[0], nil
+}
+
+// AppendEvents appends each of es as AppendEvent does, in order, in one
+// transaction: all or none. es may hold several events of one stream, and
+// the same event twice; each is judged against those before it, so the
+// answers are those of appending them one by one. A fleet's events arrive
+// thousands a second, and a transaction each cost more than the events.
+func (s *Store) AppendEvents(ctx context.Context, es []Event) ([]Appended, error) {
+	for _, e := range es {
+		if e.DeviceID == "" || e.StreamID == "" || e.Sequence == 0 || e.Sequence > math.MaxInt64 {
+			return nil, fmt.Errorf("append event %d of %s stream %q: device, stream and a sequence in 1..2^63-1 are required",
+				e.Sequence, e.DeviceID, e.StreamID)
+		}
 	}
-	seq := int64(e.Sequence)
-	var a Appended
+	now := s.now()
+	as := make([]Appended, len(es))
 	err := s.inTx(ctx, func(c conn) error {
-		// The stream's row is locked first, so that replicas appending to one
-		// stream at once take turns from here to the commit.
-		var last int64
-		if err := c.queryRow(ctx, lockStream, e.DeviceID, e.StreamID).Scan(&last); err != nil {
-			return fmt.Errorf("lock stream: %w", err)
-		}
-		n, err := c.update(ctx, insertEvent, e.DeviceID, e.StreamID, seq, e.BootID, micros(e.Time), micros(received),
-			e.FromState, e.ToState, e.Version, e.BundleDigest, e.DoneBytes, e.TotalBytes, e.ErrorCode, e.ErrorMessage)
+		stmts, err := prepareAll(ctx, c, lockStream, insertEvent, advanceStream)
 		if err != nil {
-			return fmt.Errorf("insert: %w", err)
+			return err
 		}
-		switch {
-		case n == 0:
-			a = Appended{Arrival: Duplicate}
-			return nil
-		case seq < last:
-			a = Appended{Arrival: Late}
-			return nil
-		case seq == last+1:
-			a = Appended{Arrival: Next}
-		default:
-			a = Appended{Arrival: AfterGap, Missing: uint64(seq - last - 1)}
-		}
-		if _, err := c.exec(ctx, advanceStream, seq, e.DeviceID, e.StreamID); err != nil {
-			return fmt.Errorf("advance stream: %w", err)
+		defer closeAll(stmts)
+		for _, i := range lockOrder(es) {
+			e := es[i]
+			if as[i], err = appendEvent(ctx, stmts[0], stmts[1], stmts[2], e, now); err != nil {
+				return fmt.Errorf("append event %d of %s stream %s: %w", e.Sequence, e.DeviceID, e.StreamID, err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return Appended{}, fmt.Errorf("append event %d of %s stream %s: %w", e.Sequence, e.DeviceID, e.StreamID, err)
+		if len(es) == 1 {
+			return nil, err
+		}
+		return nil, fmt.Errorf("append %d events: %w", len(es), err)
+	}
+	return as, nil
+}
+
+// lockOrder returns the indexes of es by device and stream, in order within
+// a stream: replicas whose transactions lock streams in one order wait for
+// each other instead of deadlocking.
+func lockOrder(es []Event) []int {
+	order := make([]int, len(es))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		return cmp.Or(strings.Compare(es[i].DeviceID, es[j].DeviceID), strings.Compare(es[i].StreamID, es[j].StreamID))
+	})
+	return order
+}
+
+// appendEvent appends e in a transaction, with the transaction's prepared
+// lockStream, insertEvent and advanceStream.
+func appendEvent(ctx context.Context, lock, insert, advance *sql.Stmt, e Event, now time.Time) (Appended, error) {
+	received := e.Received
+	if received.IsZero() {
+		received = now
+	}
+	seq := int64(e.Sequence)
+	// The stream's row is locked first, so that replicas appending to one
+	// stream at once take turns from here to the commit.
+	var last int64
+	if err := lock.QueryRowContext(ctx, e.DeviceID, e.StreamID).Scan(&last); err != nil {
+		return Appended{}, fmt.Errorf("lock stream: %w", err)
+	}
+	res, err := insert.ExecContext(ctx, e.DeviceID, e.StreamID, seq, e.BootID, micros(e.Time), micros(received),
+		e.FromState, e.ToState, e.Version, e.BundleDigest, e.DoneBytes, e.TotalBytes, e.ErrorCode, e.ErrorMessage)
+	if err != nil {
+		return Appended{}, fmt.Errorf("insert: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Appended{}, fmt.Errorf("insert: %w", err)
+	}
+	var a Appended
+	switch {
+	case n == 0:
+		return Appended{Arrival: Duplicate}, nil
+	case seq < last:
+		return Appended{Arrival: Late}, nil
+	case seq == last+1:
+		a = Appended{Arrival: Next}
+	default:
+		a = Appended{Arrival: AfterGap, Missing: uint64(seq - last - 1)}
+	}
+	if _, err := advance.ExecContext(ctx, seq, e.DeviceID, e.StreamID); err != nil {
+		return Appended{}, fmt.Errorf("advance stream: %w", err)
 	}
 	return a, nil
+}
+
+// prepareAll prepares queries in c, a transaction, for the statements run
+// once per row of a batch: parsing them once a batch, not once a row.
+func prepareAll(ctx context.Context, c conn, queries ...string) ([]*sql.Stmt, error) {
+	stmts := make([]*sql.Stmt, 0, len(queries))
+	for _, q := range queries {
+		st, err := c.prepare(ctx, q)
+		if err != nil {
+			closeAll(stmts)
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		stmts = append(stmts, st)
+	}
+	return stmts, nil
+}
+
+// closeAll closes stmts; a statement of a transaction that ended is closed
+// already, and closing it again does nothing.
+func closeAll(stmts []*sql.Stmt) {
+	for _, st := range stmts {
+		st.Close()
+	}
 }
 
 // EventQuery selects one page of a device's events, newest first: by the

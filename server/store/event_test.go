@@ -12,35 +12,39 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// appendSteps are events appended in turn and how each stands to those
+// before it.
+var appendSteps = []struct {
+	device, stream string
+	seq            uint64
+	want           Appended
+}{
+	{"d1", "s1", 1, Appended{Arrival: Next}},
+	{"d1", "s1", 2, Appended{Arrival: Next}},
+	{"d1", "s1", 2, Appended{Arrival: Duplicate}},
+	{"d1", "s1", 1, Appended{Arrival: Duplicate}},
+	{"d1", "s1", 6, Appended{Arrival: AfterGap, Missing: 3}},
+	{"d1", "s1", 6, Appended{Arrival: Duplicate}},
+	{"d1", "s1", 4, Appended{Arrival: Late}},
+	{"d1", "s1", 4, Appended{Arrival: Duplicate}},
+	{"d1", "s1", 3, Appended{Arrival: Late}},
+	{"d1", "s1", 7, Appended{Arrival: Next}},
+	{"d1", "s1", 5, Appended{Arrival: Late}},
+	// A new stream (the device lost its counter) starts again at 1.
+	{"d1", "s2", 1, Appended{Arrival: Next}},
+	{"d1", "s2", 2, Appended{Arrival: Next}},
+	// A stream first seen after its start has a gap before it.
+	{"d1", "s3", 4, Appended{Arrival: AfterGap, Missing: 3}},
+	// Streams of other devices are their own, whatever their ids.
+	{"d2", "s1", 1, Appended{Arrival: Next}},
+	{"d2", "s1", 3, Appended{Arrival: AfterGap, Missing: 1}},
+	{"d2", "s1", math.MaxInt64, Appended{Arrival: AfterGap, Missing: math.MaxInt64 - 4}},
+}
+
 func TestAppendEvent(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		for _, step := range []struct {
-			device, stream string
-			seq            uint64
-			want           Appended
-		}{
-			{"d1", "s1", 1, Appended{Arrival: Next}},
-			{"d1", "s1", 2, Appended{Arrival: Next}},
-			{"d1", "s1", 2, Appended{Arrival: Duplicate}},
-			{"d1", "s1", 1, Appended{Arrival: Duplicate}},
-			{"d1", "s1", 6, Appended{Arrival: AfterGap, Missing: 3}},
-			{"d1", "s1", 6, Appended{Arrival: Duplicate}},
-			{"d1", "s1", 4, Appended{Arrival: Late}},
-			{"d1", "s1", 4, Appended{Arrival: Duplicate}},
-			{"d1", "s1", 3, Appended{Arrival: Late}},
-			{"d1", "s1", 7, Appended{Arrival: Next}},
-			{"d1", "s1", 5, Appended{Arrival: Late}},
-			// A new stream (the device lost its counter) starts again at 1.
-			{"d1", "s2", 1, Appended{Arrival: Next}},
-			{"d1", "s2", 2, Appended{Arrival: Next}},
-			// A stream first seen after its start has a gap before it.
-			{"d1", "s3", 4, Appended{Arrival: AfterGap, Missing: 3}},
-			// Streams of other devices are their own, whatever their ids.
-			{"d2", "s1", 1, Appended{Arrival: Next}},
-			{"d2", "s1", 3, Appended{Arrival: AfterGap, Missing: 1}},
-			{"d2", "s1", math.MaxInt64, Appended{Arrival: AfterGap, Missing: math.MaxInt64 - 4}},
-		} {
+		for _, step := range appendSteps {
 			got, err := s.AppendEvent(ctx, Event{DeviceID: step.device, StreamID: step.stream, Sequence: step.seq, ToState: "idle"})
 			if err != nil {
 				t.Fatalf("AppendEvent(%s %s %d): %v", step.device, step.stream, step.seq, err)
@@ -65,6 +69,87 @@ func TestAppendEvent(t *testing.T) {
 // Replicas ingesting one stream at once, out of order and with every event
 // delivered twice, agree: each event is new to exactly one of them, and the
 // gaps they report are filled by exactly the events they report late.
+// TestAppendEvents appends appendSteps in batches, and gets the answers of
+// appending them one by one.
+func TestAppendEvents(t *testing.T) {
+	for _, size := range []int{1, 3, len(appendSteps)} {
+		t.Run(fmt.Sprintf("batches of %d", size), func(t *testing.T) {
+			eachStore(t, func(t *testing.T, s *Store) {
+				ctx := context.Background()
+				for start := 0; start < len(appendSteps); start += size {
+					steps := appendSteps[start:min(start+size, len(appendSteps))]
+					var es []Event
+					var want []Appended
+					for _, step := range steps {
+						es = append(es, Event{DeviceID: step.device, StreamID: step.stream, Sequence: step.seq, ToState: "idle"})
+						want = append(want, step.want)
+					}
+					got, err := s.AppendEvents(ctx, es)
+					if err != nil {
+						t.Fatalf("AppendEvents(steps %d..): %v", start, err)
+					}
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("AppendEvents(steps %d..) (-want +got):\n%s", start, diff)
+					}
+				}
+			})
+		})
+	}
+	t.Run("devices interleaved", func(t *testing.T) {
+		eachStore(t, func(t *testing.T, s *Store) {
+			// d2's events first, then d1's and d2's in turn: each device's
+			// in its order, and the answers in the batch's.
+			var d1, d2 []int
+			for i, step := range appendSteps {
+				if step.device == "d1" {
+					d1 = append(d1, i)
+				} else {
+					d2 = append(d2, i)
+				}
+			}
+			order := []int{d2[0]}
+			for i := range max(len(d1), len(d2)) {
+				if i < len(d1) {
+					order = append(order, d1[i])
+				}
+				if i+1 < len(d2) {
+					order = append(order, d2[i+1])
+				}
+			}
+			var es []Event
+			var want []Appended
+			for _, i := range order {
+				step := appendSteps[i]
+				es = append(es, Event{DeviceID: step.device, StreamID: step.stream, Sequence: step.seq, ToState: "idle"})
+				want = append(want, step.want)
+			}
+			got, err := s.AppendEvents(context.Background(), es)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("AppendEvents (-want +got):\n%s", diff)
+			}
+		})
+	})
+	t.Run("all or none", func(t *testing.T) {
+		eachStore(t, func(t *testing.T, s *Store) {
+			ctx := context.Background()
+			good := Event{DeviceID: "d1", StreamID: "s1", Sequence: 1, ToState: "idle"}
+			if _, err := s.AppendEvents(ctx, []Event{good, {DeviceID: "d1", StreamID: "s1"}}); err == nil {
+				t.Fatal("AppendEvents with an event without sequence succeeded, want an error")
+			}
+			got, err := s.AppendEvents(ctx, []Event{good})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []Appended{{Arrival: Next}}; !cmp.Equal(got, want) {
+				t.Errorf("after a refused batch, AppendEvents(first event) = %+v, want %+v", got, want)
+			}
+		})
+	})
+}
+
 func TestAppendEventConcurrent(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dsn string) {
 		const nReplicas, nEvents, copies = 3, 60, 2
