@@ -17,8 +17,9 @@ import (
 // the server runs on embedded defaults: an embedded MQTT broker, SQLite
 // and a local object directory under DataDir, the API on 127.0.0.1:8080.
 type Config struct {
-	// Fleet is the fleet this server runs; default the fleet.yaml's, or
-	// "demo" without a repository.
+	// Fleet is the fleet this server runs; default the name in fleet.yaml,
+	// which the server then waits for before it starts MQTT, or "demo"
+	// without a repository.
 	Fleet string `yaml:"fleet"`
 	// DataDir holds the database, objects, keys and Git cache of the
 	// embedded defaults.

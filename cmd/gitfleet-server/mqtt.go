@@ -86,7 +86,9 @@ func (s *server) passwordFile() string {
 	return p
 }
 
-// fleetName is the fleet this server runs.
+// fleetName is the fleet this server runs: server.yaml's `fleet`, else the
+// name in fleet.yaml (openGit does not return before it has read it), else,
+// with no repository at all, "demo".
 func (s *server) fleetName() string {
 	if s.cfg.Fleet != "" {
 		return s.cfg.Fleet

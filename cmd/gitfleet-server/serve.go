@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gitfleet/gitfleet/firmware/trust"
+	"github.com/gitfleet/gitfleet/internal/backoff"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"github.com/gitfleet/gitfleet/server/api"
 	"github.com/gitfleet/gitfleet/server/builder"
@@ -191,13 +192,47 @@ func (s *server) openGit(ctx context.Context) error {
 		return err
 	}
 	s.watcher = gitsource.NewWatcher(s.repo, g.Poll, g.Poll/5, s.log)
-	// Read fleet.yaml once now: the broker's ACL names the fleet.
-	if err := s.repo.Fetch(ctx); err != nil {
-		s.log.Warn("first fetch of the firmware repository failed; the watcher retries", "url", g.URL, "err", err)
-	} else {
-		s.readFleet()
+	if s.cfg.Fleet != "" {
+		// The fleet's name is known: MQTT can start while the watcher
+		// retries a failed fetch.
+		if err := s.repo.Fetch(ctx); err != nil {
+			s.log.Warn("first fetch of the firmware repository failed; the watcher retries", "url", g.URL, "err", err)
+		} else {
+			s.readFleet()
+		}
+		return nil
 	}
-	return nil
+	return s.awaitFleet(ctx)
+}
+
+// awaitFleet fetches the repository and reads fleet.yaml until it has the
+// fleet's name, which the topics that MQTT subscribes to and advertises
+// under carry. Without `fleet` in server.yaml there is no other source of it,
+// and a guessed name would advertise to no device and ingest nothing, so
+// the server does not start MQTT before it knows.
+func (s *server) awaitFleet(ctx context.Context) error {
+	retry := backoff.Policy{Base: time.Second, Max: max(s.cfg.Git.Poll, time.Second)}
+	err := retry.Retry(ctx, func() error {
+		err := s.repo.Fetch(ctx)
+		if err == nil {
+			var fl *recipe.Fleet
+			if fl, _, err = s.repo.Fleet(); err == nil {
+				s.mu.Lock()
+				s.fleet = fl
+				s.mu.Unlock()
+				return nil
+			}
+		}
+		if ctx.Err() == nil {
+			s.log.Error("fleet unknown: `fleet` is not set in server.yaml and fleet.yaml could not be read from the firmware repository; retrying, MQTT waits for it (set `fleet` to start without the repository)",
+				"url", s.cfg.Git.URL, "branch", s.repo.Branch(), "err", err)
+		}
+		return err
+	})
+	if ctx.Err() != nil {
+		return fmt.Errorf("fleet: not set in server.yaml and never read from fleet.yaml of %s", s.cfg.Git.URL)
+	}
+	return err
 }
 
 // watch builds new tags and re-reads fleet.yaml at every poll (watchTags),
