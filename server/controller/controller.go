@@ -27,7 +27,7 @@ type Store interface {
 	SwapChannel(ctx context.Context, was, next store.Channel) (bool, error)
 	Devices(ctx context.Context, q store.DeviceQuery) (store.DevicePage, error)
 	Release(ctx context.Context, version string) (store.Release, error)
-	ReleaseFailures(ctx context.Context, release string) (map[string]int, error)
+	ReleaseFailures(ctx context.Context, release string) (map[string]store.Penalty, error)
 }
 
 // Advertiser publishes signed, expiring, retained states to devices.
@@ -65,6 +65,7 @@ type Controller struct {
 	mu         sync.Mutex
 	advertised map[string]advert            // channel → last advertised
 	overrides  map[string]gitfleetv1.Action // device → penalty-box override published
+	retriedAt  map[string]int               // device → its failures when a retry was last ordered
 
 	resultsMu sync.Mutex
 	results   map[string]*rollout.Result // channel → last step
@@ -127,12 +128,19 @@ func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel,
 	if err != nil {
 		return err
 	}
-	devices, err := c.devices(ctx, members, rel)
+	// One query for the whole channel, not one a device: a step of a channel
+	// of 100,000 devices would otherwise wait on as many round trips.
+	failures, err := c.Store.ReleaseFailures(ctx, rel.BundleDigest) // ingest counts failures by bundle digest
+	if err != nil {
+		return err
+	}
+	devices := c.devices(members, failures)
 	if err != nil {
 		return err
 	}
 	rch := rollout.Channel{Fleet: fleet, Name: ch.Name, Release: rollout.Release{Version: rel.Version, Digest: rel.BundleDigest, Commit: rel.Commit},
-		Policy: rollout.Policy{Waves: ch.Policy.Waves, WaveDuration: ch.Policy.WaveDuration, MaxFailureRate: ch.Policy.MaxFailureRate, MinConfirmed: ch.Policy.MinConfirmed}}
+		Policy: rollout.Policy{Waves: ch.Policy.Waves, WaveDuration: ch.Policy.WaveDuration, MaxFailureRate: ch.Policy.MaxFailureRate, MinConfirmed: ch.Policy.MinConfirmed,
+			PenaltyAfter: ch.Policy.PenaltyAfter, RetryAfter: ch.Policy.RetryAfter}}
 	res, err := rollout.Evaluate(rch, cur, devices, c.now())
 	if err != nil {
 		return err
@@ -172,13 +180,19 @@ func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel,
 	}
 	for _, o := range res.Overrides {
 		ds := &gitfleetv1.DesiredState{Fleet: fleet, DeviceId: o.DeviceID, Action: o.Action}
+		if o.Action == gitfleetv1.Action_ACTION_RETRY {
+			ds.Release = loc
+		}
 		if err := c.Advertise.AdvertiseDesired(ctx, ds); err != nil {
 			return fmt.Errorf("desired state of %s: %w", o.DeviceID, err)
 		}
 		if c.overrides == nil {
-			c.overrides = map[string]gitfleetv1.Action{}
+			c.overrides, c.retriedAt = map[string]gitfleetv1.Action{}, map[string]int{}
 		}
 		c.overrides[o.DeviceID] = o.Action
+		if o.Action == gitfleetv1.Action_ACTION_RETRY {
+			c.retriedAt[o.DeviceID] = failures[o.DeviceID].Failures
+		}
 		c.log().Info("penalty box", "device", o.DeviceID, "action", o.Action, "reason", o.Reason)
 	}
 	return nil
@@ -323,24 +337,21 @@ func (c *Controller) fleetDevices(ctx context.Context, fleet string) ([]store.De
 	}
 }
 
-// devices turns a channel's members into what the rollout engine judges.
-func (c *Controller) devices(ctx context.Context, members []store.Device, rel store.Release) ([]rollout.Device, error) {
-	// One query for the whole channel, not one a device: a step of a channel
-	// of 100,000 devices would otherwise wait on as many round trips.
-	failures, err := c.Store.ReleaseFailures(ctx, rel.BundleDigest) // ingest counts failures by bundle digest
-	if err != nil {
-		return nil, err
-	}
+// devices turns a channel's members and their failures of its release into
+// what the rollout engine judges.
+func (c *Controller) devices(members []store.Device, failures map[string]store.Penalty) []rollout.Device {
 	out := make([]rollout.Device, 0, len(members))
 	for _, d := range members {
+		retriedAt, retried := c.retriedAt[d.ID]
 		out = append(out, rollout.Device{
 			ID: d.ID, Online: d.Online, Version: d.Version, Digest: d.BundleDigest, Commit: d.Commit, Slot: d.BootedSlot,
 			Confirmed: d.BootConfirmed, UpdateState: d.UpdateState, TargetDigest: d.TargetBundleDigest,
-			LastError: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[d.ErrorCode]), Failures: failures[d.ID],
+			LastError: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[d.ErrorCode]),
+			Failures:  failures[d.ID].Failures, LastFailure: failures[d.ID].Last, RetriedAt: retriedAt, Retried: retried,
 			Override: c.overrides[d.ID], Boxed: c.overrides[d.ID] == gitfleetv1.Action_ACTION_CANCEL,
 		})
 	}
-	return out, nil
+	return out
 }
 
 func (c *Controller) now() time.Time {

@@ -29,6 +29,7 @@ const (
 	maxLabels       = 64
 	maxLabelValue   = 128
 	maxMinConfirmed = 1000000
+	maxPenaltyAfter = 100
 )
 
 // DefaultPolicy is the rollout policy of a channel whose fleet.yaml entry
@@ -114,6 +115,11 @@ type Policy struct {
 	WaveDuration   time.Duration
 	MaxFailureRate float64
 	MinConfirmed   int
+	// PenaltyAfter is how many failures of a release put a device in the
+	// penalty box, RetryAfter how long after a failure below it the device
+	// is ordered to try again; zero means the rollout engine's defaults.
+	PenaltyAfter int
+	RetryAfter   time.Duration
 }
 
 // Threshold returns the wave bucket threshold of wave i in basis points,
@@ -297,6 +303,14 @@ func (d *decoder) policy(f field) Policy {
 			}
 		}},
 		spec{"min_confirmed", false, func(f field) { p.MinConfirmed, _ = d.integer(f, maxMinConfirmed) }},
+		spec{"penalty_after", false, func(f field) {
+			if n, ok := d.integer(f, maxPenaltyAfter); ok && n == 0 {
+				d.fail(f, "0: want a whole number from 1 to %d", maxPenaltyAfter)
+			} else {
+				p.PenaltyAfter = n
+			}
+		}},
+		spec{"retry_after", false, func(f field) { p.RetryAfter, _ = d.duration(f, time.Second, MaxWaveDuration) }},
 	)
 	return p
 }

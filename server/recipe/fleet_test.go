@@ -200,7 +200,7 @@ func TestParseFleetErrors(t *testing.T) {
 		{"bad label name", replace("device_types: [t]", "labels: {Site: x}"), "fleet.yaml:6: channels.stable.devices.labels.Site: label name: want lowercase letters, digits, '.', '_' or '-', at most 64"},
 		{"empty label value", replace("device_types: [t]", "labels: {site: ''}"), "fleet.yaml:6: channels.stable.devices.labels.site: want a label value of 1 to 128 printable characters"},
 		{"unknown policy field", policy("wave: [100]"),
-			"fleet.yaml:8: channels.stable.policy.wave: unknown field (want waves, wave_duration, max_failure_rate or min_confirmed)"},
+			"fleet.yaml:8: channels.stable.policy.wave: unknown field (want waves, wave_duration, max_failure_rate, min_confirmed, penalty_after or retry_after)"},
 		{"failure rate above 1", policy("max_failure_rate: 1.5"), "fleet.yaml:8: channels.stable.policy.max_failure_rate: 1.5 is not between 0 and 1"},
 		{"failure rate negative", policy("max_failure_rate: -0.1"), "fleet.yaml:8: channels.stable.policy.max_failure_rate: -0.1 is not between 0 and 1"},
 		{"failure rate percent", policy("max_failure_rate: 5%"), "fleet.yaml:8: channels.stable.policy.max_failure_rate: want a number, got a string"},
@@ -220,6 +220,8 @@ func TestParseFleetErrors(t *testing.T) {
 		{"wave duration too long", policy("wave_duration: 2200h"), "fleet.yaml:8: channels.stable.policy.wave_duration: 2200h is not between 1s and 2160h"},
 		{"min confirmed negative", policy("min_confirmed: -1"), "fleet.yaml:8: channels.stable.policy.min_confirmed: -1: want a whole number from 0 to 1000000"},
 		{"min confirmed fraction", policy("min_confirmed: 1.5"), "fleet.yaml:8: channels.stable.policy.min_confirmed: want a whole number, got a number"},
+		{"penalty after 0", policy("penalty_after: 0"), "fleet.yaml:8: channels.stable.policy.penalty_after: 0: want a whole number from 1 to 100"},
+		{"penalty after too many", policy("penalty_after: 101"), "fleet.yaml:8: channels.stable.policy.penalty_after: 101: want a whole number from 0 to 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"time"
+
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
@@ -49,6 +51,14 @@ type Device struct {
 	// accepts, and clears when an operator lets the device out of the
 	// penalty box.
 	Failures int
+	// LastFailure is when the device last failed the release (zero for
+	// none), from which Policy.RetryAfter counts.
+	LastFailure time.Time
+	// RetriedAt is the Failures count at which the server last ordered the
+	// device to retry the release (ACTION_RETRY), and Retried whether it
+	// did since its failures were last cleared.
+	RetriedAt int
+	Retried   bool
 
 	// Override is the action of the DesiredState the server now publishes
 	// to the device: ACTION_UNSPECIFIED or ACTION_NONE when it follows its
@@ -144,8 +154,8 @@ const (
 // takes it out of the channel.
 func (d *Device) operatorOverride() bool {
 	switch d.Override {
-	case gitfleetv1.Action_ACTION_UNSPECIFIED, gitfleetv1.Action_ACTION_NONE:
-		return false
+	case gitfleetv1.Action_ACTION_UNSPECIFIED, gitfleetv1.Action_ACTION_NONE, gitfleetv1.Action_ACTION_RETRY:
+		return false // a retry order is the penalty box's, and the device follows its channel
 	}
 	return !d.Boxed
 }

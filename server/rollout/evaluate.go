@@ -75,8 +75,12 @@ type WaveCount struct {
 // device, for the penalty box. A device enters the box with ACTION_CANCEL:
 // the agent stops an update that has not switched the bootloader yet and
 // does not start the channel's release again while the override stands. It
-// leaves with ACTION_NONE, when its failures are cleared or the channel
-// moves to another release: then it follows its channel again.
+// leaves, when its failures are cleared or the channel moves to another
+// release, with ACTION_RETRY of the channel's release: it follows its
+// channel again, and tries the release again if its last attempt failed.
+// Below the box, a device that failed the release is ordered to retry it
+// (ACTION_RETRY) once per failure, Policy.RetryAfter after the failure, while
+// the rollout is active: the agent never retries a failed release by itself.
 type Override struct {
 	DeviceID string
 	Action   gitfleetv1.Action
@@ -254,12 +258,33 @@ func (e *step) count(d *Device) {
 			Reason:   fmt.Sprintf("penalty box: failed %s %d times (limit %d)", e.ch.Release.Version, d.Failures, e.ch.Policy.penaltyAfter()),
 		})
 	case !penalized && d.Boxed:
+		// A retry order rather than ACTION_NONE: a device whose last attempt
+		// at the channel's release failed tries it again only on one. For a
+		// release it did not fail it is the same as ACTION_NONE.
 		res.Overrides = append(res.Overrides, Override{
 			DeviceID: d.ID,
-			Action:   gitfleetv1.Action_ACTION_NONE,
+			Action:   gitfleetv1.Action_ACTION_RETRY,
 			Reason:   fmt.Sprintf("out of the penalty box for %s", e.ch.Release.Version),
 		})
+	case e.retries(d, p, penalized):
+		res.Overrides = append(res.Overrides, Override{
+			DeviceID: d.ID,
+			Action:   gitfleetv1.Action_ACTION_RETRY,
+			Reason: fmt.Sprintf("failed %s %d times (penalty box at %d); retry %v after the last failure",
+				e.ch.Release.Version, d.Failures, e.ch.Policy.penaltyAfter(), e.ch.Policy.retryAfter()),
+		})
 	}
+}
+
+// retries reports whether device d, in phase p, is ordered to retry the
+// channel's release now: it failed it (and the store counted the failure)
+// but is not in the penalty box or under an operator's override, no retry
+// was ordered at this count, the backoff since its last failure is over, and
+// the rollout is active.
+func (e *step) retries(d *Device, p Phase, penalized bool) bool {
+	return p == Failed && !penalized && d.Failures > 0 && !d.Boxed && !d.operatorOverride() &&
+		(!d.Retried || d.RetriedAt != d.Failures) &&
+		!e.now.Before(d.LastFailure.Add(e.ch.Policy.retryAfter())) && e.next.State == Active
 }
 
 // waveOf returns the index of the first wave that includes bucket. The last

@@ -503,15 +503,37 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		{
-			name:      "penalty box: a device failed fewer than K times is not boxed",
+			name:      "penalty box: a device failed fewer than K times is not boxed but ordered to retry",
 			cur:       at(0, Active, fresh),
 			devices:   in(0, confirmed, confirmed, confirmed, confirmed, failed(1)),
 			wantState: Active,
 			check: func(t *testing.T, res *Result) {
-				if len(res.Penalized) != 0 || len(res.Overrides) != 0 {
-					t.Errorf("penalized %v, overrides %v; want none", res.Penalized, res.Overrides)
+				if len(res.Penalized) != 0 || len(res.Overrides) != 1 || res.Overrides[0].Action != gitfleetv1.Action_ACTION_RETRY ||
+					res.Overrides[0].DeviceID != ids(0, 5)[4] {
+					t.Errorf("penalized %v, overrides %v; want none, a retry of %s", res.Penalized, res.Overrides, ids(0, 5)[4])
 				}
 			},
+		},
+		{
+			name:      "penalty box: a retry is ordered once per failure",
+			cur:       at(0, Active, fresh),
+			devices:   in(0, confirmed, confirmed, confirmed, confirmed, with(failed(1), func(d *Device) { d.Retried, d.RetriedAt = true, 1 })),
+			wantState: Active,
+			check:     wantNoOverrides,
+		},
+		{
+			name:      "penalty box: a retry waits for the backoff after the last failure",
+			cur:       at(0, Active, fresh),
+			devices:   in(0, confirmed, confirmed, confirmed, confirmed, with(failed(1), func(d *Device) { d.LastFailure = t0.Add(-DefaultRetryAfter + time.Second) })),
+			wantState: Active,
+			check:     wantNoOverrides,
+		},
+		{
+			name:      "penalty box: no retry while the rollout is paused",
+			cur:       at(0, Paused, fresh),
+			devices:   in(0, confirmed, confirmed, confirmed, confirmed, failed(1)),
+			wantState: Paused,
+			check:     wantNoOverrides,
 		},
 		{
 			name:      "penalty box: a boxed device is not told again",
@@ -530,7 +552,7 @@ func TestEvaluate(t *testing.T) {
 			devices:   in(0, confirmed, with(idle, box)),
 			wantState: Active,
 			check: func(t *testing.T, res *Result) {
-				want := []Override{{DeviceID: ids(0, 2)[1], Action: gitfleetv1.Action_ACTION_NONE, Reason: "out of the penalty box for 1.4.0"}}
+				want := []Override{{DeviceID: ids(0, 2)[1], Action: gitfleetv1.Action_ACTION_RETRY, Reason: "out of the penalty box for 1.4.0"}}
 				if diff := cmp.Diff(want, res.Overrides); diff != "" {
 					t.Errorf("overrides (-want +got):\n%s", diff)
 				}
@@ -542,8 +564,8 @@ func TestEvaluate(t *testing.T) {
 			devices:   in(0, with(idle, box)),
 			wantState: Active,
 			check: func(t *testing.T, res *Result) {
-				if len(res.Overrides) != 1 || res.Overrides[0].Action != gitfleetv1.Action_ACTION_NONE {
-					t.Errorf("overrides %v, want one ACTION_NONE", res.Overrides)
+				if len(res.Overrides) != 1 || res.Overrides[0].Action != gitfleetv1.Action_ACTION_RETRY {
+					t.Errorf("overrides %v, want one ACTION_RETRY", res.Overrides)
 				}
 			},
 		},
@@ -701,5 +723,12 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 		return x.GetIndex() == y.GetIndex() && x.GetThreshold() == y.GetThreshold()
 	})); diff != "" {
 		t.Errorf("two evaluations differ (-first +second):\n%s", diff)
+	}
+}
+
+// wantNoOverrides is a check that the step publishes no desired state.
+func wantNoOverrides(t *testing.T, res *Result) {
+	if len(res.Overrides) != 0 {
+		t.Errorf("overrides %v; want none", res.Overrides)
 	}
 }

@@ -39,11 +39,20 @@ type Policy struct {
 	// penalty box, where it is not offered that release again until its
 	// failures are cleared. Zero means DefaultPenaltyAfter.
 	PenaltyAfter int
+
+	// RetryAfter is how long after a device's failure of the release, with
+	// its failures below PenaltyAfter, the server orders it to try the
+	// release again (ACTION_RETRY): a device never retries by itself. Zero
+	// means DefaultRetryAfter.
+	RetryAfter time.Duration
 }
 
 // DefaultPenaltyAfter is the penalty box's limit of a policy that sets
 // none.
 const DefaultPenaltyAfter = 3
+
+// DefaultRetryAfter is the retry backoff of a policy that sets none.
+const DefaultRetryAfter = 10 * time.Minute
 
 // Validate returns an error naming the first field of p that Evaluate cannot
 // use, and how to fix it, or nil.
@@ -83,6 +92,8 @@ func (p Policy) thresholds() ([]uint32, error) {
 		return nil, fmt.Errorf("rollout policy: min confirmed: %d is negative", p.MinConfirmed)
 	case p.PenaltyAfter < 0:
 		return nil, fmt.Errorf("rollout policy: penalty after: %d is negative; 0 means %d", p.PenaltyAfter, DefaultPenaltyAfter)
+	case p.RetryAfter < 0:
+		return nil, fmt.Errorf("rollout policy: retry after: %v is negative; 0 means %v", p.RetryAfter, DefaultRetryAfter)
 	}
 	return ts, nil
 }
@@ -93,6 +104,14 @@ func (p Policy) penaltyAfter() int {
 		return DefaultPenaltyAfter
 	}
 	return p.PenaltyAfter
+}
+
+// retryAfter returns the backoff before a retry order.
+func (p Policy) retryAfter() time.Duration {
+	if p.RetryAfter == 0 {
+		return DefaultRetryAfter
+	}
+	return p.RetryAfter
 }
 
 // percent formats a percentage without trailing zeros: 1, 0.5, 12.25.

@@ -118,7 +118,7 @@ type oracle struct {
 func oracleWaves(ch Channel, s *sim) []oracle {
 	ws := make([]oracle, len(ch.Policy.Waves))
 	for i, d := range s.devices {
-		if d.Override != gitfleetv1.Action_ACTION_UNSPECIFIED && d.Override != gitfleetv1.Action_ACTION_NONE && !d.Boxed {
+		if d.Override != gitfleetv1.Action_ACTION_UNSPECIFIED && d.Override != gitfleetv1.Action_ACTION_NONE && d.Override != gitfleetv1.Action_ACTION_RETRY && !d.Boxed {
 			continue // an operator's override: not in the rollout
 		}
 		w := 0

@@ -19,6 +19,10 @@ type sim struct {
 
 	failP  float64      // chance that one attempt fails
 	broken map[int]bool // devices whose every attempt fails
+	// retry holds the devices with a retry order they have not used: as
+	// the agent, a device whose last attempt at the release failed tries it
+	// again only on such an order, once.
+	retry map[string]bool
 
 	// churn adds what an operator and a real fleet do: devices going
 	// offline and coming back, joining, being pinned.
@@ -26,7 +30,7 @@ type sim struct {
 }
 
 func newSim(seed uint64, ch Channel, n int, failP float64) *sim {
-	s := &sim{rng: rand.New(rand.NewPCG(seed, 1)), ch: ch, failP: failP, broken: map[int]bool{}}
+	s := &sim{rng: rand.New(rand.NewPCG(seed, 1)), ch: ch, failP: failP, broken: map[int]bool{}, retry: map[string]bool{}}
 	for range n {
 		s.join()
 	}
@@ -46,6 +50,10 @@ func (s *sim) step(res *Result) {
 		for i := range s.devices {
 			if d := &s.devices[i]; d.ID == o.DeviceID {
 				d.Override, d.Boxed = o.Action, o.Action == gitfleetv1.Action_ACTION_CANCEL
+				if o.Action == gitfleetv1.Action_ACTION_RETRY { // as the controller remembers it
+					d.Retried, d.RetriedAt = true, d.Failures
+					s.retry[d.ID] = true
+				}
 			}
 		}
 	}
@@ -60,7 +68,9 @@ func (s *sim) step(res *Result) {
 			continue
 		}
 		cancelled := d.Override == gitfleetv1.Action_ACTION_CANCEL || state == gitfleetv1.RolloutState_ROLLOUT_STATE_ABORTED
-		following := d.Override == gitfleetv1.Action_ACTION_UNSPECIFIED || d.Override == gitfleetv1.Action_ACTION_NONE
+		following := d.Override == gitfleetv1.Action_ACTION_UNSPECIFIED || d.Override == gitfleetv1.Action_ACTION_NONE ||
+			d.Override == gitfleetv1.Action_ACTION_RETRY
+		failedLast := d.LastError == gitfleetv1.ErrorCode_ERROR_CODE_ROLLED_BACK
 		switch {
 		case d.TargetDigest == rel.Digest && d.UpdateState == "writing":
 			// Before the point of no return: a cancel stops it.
@@ -76,13 +86,15 @@ func (s *sim) step(res *Result) {
 			if s.broken[i] || s.rng.Float64() < s.failP {
 				*d = Device{ID: d.ID, Online: true, Version: v130.Version, Digest: v130.Digest, Commit: v130.Commit,
 					Slot: "a", Confirmed: true, UpdateState: "idle", LastError: gitfleetv1.ErrorCode_ERROR_CODE_ROLLED_BACK,
-					Failures: d.Failures + 1, Override: d.Override, Boxed: d.Boxed}
+					Failures: d.Failures + 1, Override: d.Override, Boxed: d.Boxed, Retried: d.Retried, RetriedAt: d.RetriedAt}
 			} else {
 				d.Confirmed, d.UpdateState, d.TargetDigest = true, "idle", ""
 			}
-		case following && d.Digest != rel.Digest && state == gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE && advert.Includes(s.buckets[i]):
+		case following && d.Digest != rel.Digest && state == gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE && advert.Includes(s.buckets[i]) &&
+			(!failedLast || s.retry[d.ID]):
 			if s.rng.Float64() < 0.5 {
 				d.UpdateState, d.TargetDigest = "writing", rel.Digest
+				delete(s.retry, d.ID)
 			}
 		}
 		if s.churn && s.rng.Float64() < 0.002 {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // RecordFailure counts one more failure of device to install release (a
@@ -37,26 +38,35 @@ func (s *Store) Failures(ctx context.Context, device, release string) (int, erro
 	return n, nil
 }
 
+// A Penalty is how often a device failed to install a release since its
+// penalty was last cleared, and when it last did.
+type Penalty struct {
+	Failures int
+	Last     time.Time
+}
+
 // ReleaseFailures returns, for every device that failed to install release
-// since its penalty was last cleared, how often it did. Devices that never
-// did are not in the map. One query serves a rollout step of a whole
+// since its penalty was last cleared, how often and when last. Devices that
+// never did are not in the map. One query serves a rollout step of a whole
 // channel.
-func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string]int, error) {
+func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string]Penalty, error) {
 	type failures struct {
 		device string
-		n      int
+		p      Penalty
 	}
 	rows, err := queryAll(ctx, s.reader(), func(sc scanner) (failures, error) {
 		var f failures
-		err := sc.Scan(&f.device, &f.n)
+		var last int64
+		err := sc.Scan(&f.device, &f.p.Failures, &last)
+		f.p.Last = fromMicros(last)
 		return f, err
-	}, "SELECT device_id, failures FROM penalties WHERE release_version = ?", release)
+	}, "SELECT device_id, failures, last_failure_at FROM penalties WHERE release_version = ?", release)
 	if err != nil {
 		return nil, fmt.Errorf("read failures to install %s: %w", release, err)
 	}
-	out := make(map[string]int, len(rows))
+	out := make(map[string]Penalty, len(rows))
 	for _, f := range rows {
-		out[f.device] = f.n
+		out[f.device] = f.p
 	}
 	return out, nil
 }

@@ -51,9 +51,16 @@ func TestPenaltyBox(t *testing.T) {
 			release string
 			want    map[string]int
 		}{{"1.5.0", map[string]int{"d1": 3, "d2": 1}}, {"1.6.0", map[string]int{"d1": 1}}, {"1.7.0", map[string]int{}}} {
-			got, err := s.ReleaseFailures(ctx, c.release)
+			penalties, err := s.ReleaseFailures(ctx, c.release)
 			if err != nil {
 				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for d, p := range penalties {
+				got[d] = p.Failures
+				if p.Last.IsZero() {
+					t.Errorf("ReleaseFailures(%s)[%s] has no time of the last failure", c.release, d)
+				}
 			}
 			if diff := cmp.Diff(c.want, got); diff != "" {
 				t.Errorf("ReleaseFailures(%s) (-want +got):\n%s", c.release, diff)
