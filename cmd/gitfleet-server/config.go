@@ -41,6 +41,18 @@ type Config struct {
 		// names another.
 		Embedded struct {
 			Listen string `yaml:"listen"`
+			// TLS is an optional TLS listener (PEM files). With
+			// ClientCAFile it is mutual TLS: a device proves its id with
+			// a client certificate whose common name is the id, as the
+			// Mosquitto ACL of mosquitto-acl reads it
+			// (use_identity_as_username); without, devices sign in with
+			// their password over TLS.
+			TLS struct {
+				Listen       string `yaml:"listen"`
+				CertFile     string `yaml:"cert_file"`
+				KeyFile      string `yaml:"key_file"`
+				ClientCAFile string `yaml:"client_ca_file"`
+			} `yaml:"tls"`
 		} `yaml:"embedded"`
 		External struct {
 			Broker       string `yaml:"broker"`
@@ -185,6 +197,16 @@ func (c Config) Validate() error {
 				bad("git.auth", "ssh_key_file and known_hosts are for ssh:// URLs, not %s://", u.Scheme)
 			}
 		}
+	}
+	if t := c.MQTT.Embedded.TLS; t.Listen != "" {
+		if t.CertFile == "" {
+			bad("mqtt.embedded.tls.cert_file", "the TLS listener needs the broker's certificate (PEM)")
+		}
+		if t.KeyFile == "" {
+			bad("mqtt.embedded.tls.key_file", "the TLS listener needs the key of its certificate (PEM)")
+		}
+	} else if t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" {
+		bad("mqtt.embedded.tls.listen", "set HOST:PORT of the TLS listener, e.g. 0.0.0.0:8883, or drop its files")
 	}
 	if c.Objects.S3.Endpoint != "" {
 		if err := c.Objects.S3.Validate(); err != nil {

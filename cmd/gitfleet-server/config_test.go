@@ -83,3 +83,40 @@ func TestGitAuthReadsFiles(t *testing.T) {
 		t.Errorf("missing key file: err = %v, want it named", err)
 	}
 }
+
+// TestEmbeddedTLSConfig checks that the embedded broker's TLS listener
+// needs its address, certificate and key together, naming what is missing.
+func TestEmbeddedTLSConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string // "" for valid
+	}{
+		{"mutual TLS", func(c *Config) {
+			tls := &c.MQTT.Embedded.TLS
+			tls.Listen, tls.CertFile, tls.KeyFile, tls.ClientCAFile = "0.0.0.0:8883", "/c.pem", "/c.key", "/ca.pem"
+		}, ""},
+		{"no key", func(c *Config) {
+			c.MQTT.Embedded.TLS.Listen, c.MQTT.Embedded.TLS.CertFile = "0.0.0.0:8883", "/c.pem"
+		}, "mqtt.embedded.tls.key_file: the TLS listener needs the key of its certificate"},
+		{"no certificate", func(c *Config) {
+			c.MQTT.Embedded.TLS.Listen, c.MQTT.Embedded.TLS.KeyFile = "0.0.0.0:8883", "/c.key"
+		}, "mqtt.embedded.tls.cert_file: the TLS listener needs the broker's certificate"},
+		{"files without a listener", func(c *Config) {
+			c.MQTT.Embedded.TLS.ClientCAFile = "/ca.pem"
+		}, "mqtt.embedded.tls.listen: set HOST:PORT of the TLS listener"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.set(&c)
+			c.fill()
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate = %v, want valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -34,16 +34,36 @@ func (s *server) openMQTT(ctx context.Context) (*mqttParts, error) {
 	mq := &mqttParts{changed: make(chan struct{}, 1)}
 	ext := s.cfg.MQTT.External
 	if ext.Broker == "" {
+		tc := s.cfg.MQTT.Embedded.TLS
+		for _, f := range []struct{ field, path string }{
+			{"mqtt.embedded.tls.cert_file", tc.CertFile},
+			{"mqtt.embedded.tls.key_file", tc.KeyFile},
+			{"mqtt.embedded.tls.client_ca_file", tc.ClientCAFile},
+		} {
+			if _, err := os.ReadFile(f.path); f.path != "" && err != nil {
+				return nil, fmt.Errorf("%s: %w", f.field, err)
+			}
+		}
 		b, err := broker.New(broker.Config{
 			Addr:         s.cfg.MQTT.Embedded.Listen,
+			TLSAddr:      tc.Listen,
+			CertFile:     tc.CertFile,
+			KeyFile:      tc.KeyFile,
+			ClientCAFile: tc.ClientCAFile,
 			PasswordFile: s.passwordFile(),
 			Fleets:       []string{s.fleetName()},
 			DataDir:      filepath.Join(s.cfg.DataDir, "mqtt"),
 		}, s.log)
+		if err != nil && tc.Listen != "" {
+			return nil, fmt.Errorf("mqtt.embedded.tls (cert_file %s, key_file %s, client_ca_file %s): %w", tc.CertFile, tc.KeyFile, tc.ClientCAFile, err)
+		}
 		if err != nil {
 			return nil, err
 		}
 		mq.addr = "mqtt://" + b.Addr()
+		if b.TLSAddr() != "" {
+			mq.addr += " mqtts://" + b.TLSAddr()
+		}
 		mq.client = bus.NewInline(b.Server())
 		mq.runs = append(mq.runs, b.Run)
 	} else {
