@@ -151,7 +151,7 @@ type Step struct {
 // standing nothing; otherwise it installs its channel's release when the
 // rollout reaches it. It installs only when idle, a release it does not run,
 // not older than the one it runs, for its type — and, but for a pin, not one
-// that failed here last: the server's penalty box decides when that is
+// that failed here last (a cancelled attempt did not fail): the server's penalty box decides when that is
 // offered again, with a retry order that Next uses once (and records before
 // it returns the Step). The error says the use could not be recorded; the
 // Step is then empty.
@@ -191,7 +191,7 @@ func (f *Follower) next(j update.Journal) (_ Step, retry bool) {
 		rel.GetCounter() < j.Installed.Counter,
 		len(rel.GetDeviceTypes()) > 0 && !slices.Contains(rel.GetDeviceTypes(), f.dev.Type):
 		return Step{}, false
-	case j.LastResult != nil && j.LastResult.State != update.Succeeded && j.LastResult.Release.Digest == rel.GetBundleDigest() && s.Why != "pinned":
+	case failedLast(j, rel.GetBundleDigest()) && s.Why != "pinned":
 		if f.desired.GetAction() == gitfleetv1.Action_ACTION_RETRY && f.desired.GetRelease().GetBundleDigest() == rel.GetBundleDigest() &&
 			f.retried != f.desired.GetSequence() {
 			return s, true
@@ -199,4 +199,14 @@ func (f *Follower) next(j update.Journal) (_ Step, retry bool) {
 		return Step{}, false
 	}
 	return s, false
+}
+
+// failedLast reports whether the device's last update was of the release
+// with digest and failed. A cancelled one did not fail (an abort or a
+// cancel stopped it; the server counts no failure, so it orders no retry):
+// the device installs the release again when its channel offers it.
+func failedLast(j update.Journal, digest string) bool {
+	r := j.LastResult
+	return r != nil && r.State != update.Succeeded && r.Release.Digest == digest &&
+		(r.Error == nil || r.Error.Code != gitfleetv1.ErrorCode_ERROR_CODE_CANCELLED.String())
 }

@@ -98,6 +98,9 @@ func TestNext(t *testing.T) {
 	idle := update.Journal{State: update.Idle, Installed: old}
 	failed := idle
 	failed.LastResult = &update.Outcome{State: update.RolledBack, Release: update.Release{Digest: r14.GetBundleDigest()}}
+	cancelled := idle
+	cancelled.LastResult = &update.Outcome{State: update.Failed, Release: update.Release{Digest: r14.GetBundleDigest()},
+		Error: &update.Failure{Code: "ERROR_CODE_CANCELLED"}}
 	wrongType := &gitfleetv1.Release{Version: "1.4.0", Counter: 14, BundleDigest: "sha256:14", DeviceTypes: []string{"other"}}
 	active, paused, aborted := gitfleetv1.RolloutState_ROLLOUT_STATE_ACTIVE, gitfleetv1.RolloutState_ROLLOUT_STATE_PAUSED, gitfleetv1.RolloutState_ROLLOUT_STATE_ABORTED
 	for _, tc := range []struct {
@@ -116,6 +119,7 @@ func TestNext(t *testing.T) {
 		{"older", []link.State{channel(r12, active)}, idle, "", false},
 		{"other device type", []link.State{channel(wrongType, active)}, idle, "", false},
 		{"failed here last", []link.State{channel(r14, active)}, failed, "", false},
+		{"cancelled here last", []link.State{channel(r14, active)}, cancelled, "1.4.0", false},
 		{"pin of what failed", []link.State{desired(1, gitfleetv1.Action_ACTION_PIN, r14)}, failed, "1.4.0", false},
 		{"pin over an aborted channel", []link.State{channel(r14, aborted), desired(1, gitfleetv1.Action_ACTION_PIN, r14)}, idle, "1.4.0", false},
 		{"pin of an older release", []link.State{desired(1, gitfleetv1.Action_ACTION_PIN, r12)}, idle, "", false},
