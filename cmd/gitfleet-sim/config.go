@@ -25,6 +25,7 @@ type Config struct {
 	ConnectRate                float64
 	KeepAlive, Heartbeat       time.Duration
 	BootTime                   time.Duration
+	Installs                   int
 
 	// MQTTUser and MQTTPasswordFile are an account that may read $SYS and
 	// the fleet's statuses: for the broker's client count and the sink.
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.KeepAlive, "keep-alive", c.KeepAlive, "the devices' MQTT keep-alive")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "how often each device publishes its status again")
 	fs.DurationVar(&c.BootTime, "boot-time", c.BootTime, "how long a simulated reboot takes")
+	fs.IntVar(&c.Installs, "installs", c.Installs, "engine runs at once, at most (0: 32 per CPU)")
 	fs.StringVar(&c.MQTTUser, "mqtt-user", c.MQTTUser, "broker account that may read $SYS and the fleet's statuses (for the client count and --peer)")
 	fs.StringVar(&c.MQTTPasswordFile, "mqtt-password-file", c.MQTTPasswordFile, "its password")
 	fs.StringVar(&c.Server, "server", os.Getenv("GITFLEET_SERVER"), "gitfleet-server URL (env GITFLEET_SERVER)")
@@ -146,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.Devices <= 0 {
 		bad("--devices: want at least 1")
+	}
+	if c.Installs < 0 {
+		bad("--installs %d: want 0 (32 per CPU) or more", c.Installs)
 	}
 	if c.Fail < 0 || c.Fail > 1 {
 		bad("--fail %v: want a fraction from 0 to 1", c.Fail)

@@ -21,6 +21,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "release command without a version", args: []string{"--root", "r", "--release-cmd", "true"}, wantErr: "--release-cmd"},
 		{name: "peer without a storm", args: []string{"--root", "r", "--peer"}, wantErr: "--peer"},
 		{name: "fail above 1", args: []string{"--root", "r", "--fail", "1.5"}, wantErr: "--fail"},
+		{name: "negative installs", args: []string{"--root", "r", "--installs", "-1"}, wantErr: "--installs"},
 		{name: "broker without scheme", args: []string{"--root", "r", "--broker", "127.0.0.1:1883"}, wantErr: "--broker"},
 		{name: "bad output", args: []string{"--root", "r", "-o", "yaml"}, wantErr: "-o"},
 		{name: "bad since", args: []string{"--root", "r", "--since", "yesterday"}, wantErr: "--since"},

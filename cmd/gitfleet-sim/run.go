@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Brokers: cfg.Brokers, Fleet: cfg.Fleet, Channel: cfg.Channel, DeviceType: cfg.DeviceType,
 		IDPrefix: cfg.IDPrefix, Devices: cfg.Devices, Root: root, Fail: cfg.Fail, SlotSize: cfg.SlotSize,
 		Dir: cfg.Dir, ConnectRate: cfg.ConnectRate, KeepAlive: cfg.KeepAlive, Heartbeat: cfg.Heartbeat,
-		BootTime: cfg.BootTime, Log: log,
+		BootTime: cfg.BootTime, Installs: cfg.Installs, Log: log,
 	})
 	if err != nil {
 		return err
