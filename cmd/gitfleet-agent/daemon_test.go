@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gitfleet/gitfleet/agent/follow"
 	"github.com/gitfleet/gitfleet/agent/link/linktest"
 	"github.com/gitfleet/gitfleet/agent/update"
 	"github.com/gitfleet/gitfleet/firmware/bundle"
@@ -131,7 +132,12 @@ func TestDaemonKeepsStandingCancel(t *testing.T) {
 	}
 	server := linktest.Connect(t, broker, "", "", "server")
 	server.Publish(desiredTopic, desired(1, gitfleetv1.Action_ACTION_CANCEL), true)
-	runUntil(t, cfg, func() bool { return accepted(desiredTopic, 1) })
+	// Until the daemon keeps the cancel: the link records the sequence
+	// just before it hands the state over.
+	runUntil(t, cfg, func() bool {
+		f, err := follow.Open(filepath.Join(cfg.DataDir, "follow.json"), follow.Device{})
+		return err == nil && f.Desired().GetAction() == gitfleetv1.Action_ACTION_CANCEL
+	})
 
 	// The broker no longer holds the cancel; the channel offers 1.4.0.
 	server.Publish(desiredTopic, nil, true)
