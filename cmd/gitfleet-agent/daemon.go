@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,8 +36,12 @@ type daemon struct {
 	link   *link.Link
 
 	mu     sync.Mutex         // serialises engine runs within the daemon
-	engine *device            // wired without the lock; the lock is taken per run
-	health *gitfleetv1.Health // the last health checks' results
+	engine *device            // the device of the current or last run; under mu
+	health *gitfleetv1.Health // the last health checks' results; under mu
+
+	// running is the engine of the run in progress, which the link's
+	// goroutine cancels without waiting for mu.
+	running atomic.Pointer[update.Engine]
 
 	states *follow.Follower // the channel's and the standing desired state
 	wake   chan struct{}    // a new state was accepted; latest wins
@@ -116,8 +121,8 @@ func (d *daemon) offer(_ context.Context, s link.State) {
 	if err := d.states.Accept(s); err != nil {
 		d.log.Error("state", "err", err) // it stands in memory meanwhile
 	}
-	if d.states.Cancels() && d.engine != nil {
-		d.engine.engine.Cancel()
+	if e := d.running.Load(); e != nil && d.states.Cancels() {
+		e.Cancel()
 	}
 	select {
 	case d.wake <- struct{}{}:
@@ -137,6 +142,8 @@ func (d *daemon) withEngine(fn func(e *update.Engine) error) error {
 	}
 	defer dev.Close()
 	d.engine = dev
+	d.running.Store(dev.engine)
+	defer d.running.Store(nil)
 	dev.engine.OnTransition(func(j update.Journal) {
 		d.noteHealth(dev)
 		d.publish(j)
