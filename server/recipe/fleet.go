@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"github.com/gitfleet/gitfleet/proto/topic"
 )
 
@@ -26,8 +26,6 @@ const (
 	// MaxWaveDuration bounds a wave's duration: longer is a typo.
 	MaxWaveDuration = 90 * 24 * time.Hour
 	maxSelectorIDs  = 10000
-	maxLabels       = 64
-	maxLabelValue   = 128
 	maxMinConfirmed = 1000000
 	maxPenaltyAfter = 100
 )
@@ -275,17 +273,16 @@ func (d *decoder) selector(f field, channel string, ids map[string]string) Selec
 func (d *decoder) labels(f field) map[string]string {
 	m := make(map[string]string)
 	d.entries(f, func(k string, v field) {
-		if len(k) > maxNameLength || !nameRE.MatchString(k) {
-			d.fail(v, "label name: want lowercase letters, digits, '.', '_' or '-', at most %d", maxNameLength)
-		}
-		s, ok := d.scalar(v)
-		if !ok || s == "" || len(s) > maxLabelValue || strings.ContainsFunc(s, unicode.IsControl) {
-			d.fail(v, "want a label value of 1 to %d printable characters", maxLabelValue)
+		s := d.str(v) // null is "", which CheckLabel refuses
+		// Devices report labels under the same rules, so that a selector
+		// can match every label a device may carry.
+		if err := gitfleetv1.CheckLabel(k, s); err != nil {
+			d.fail(v, "%v", err)
 		}
 		m[k] = s
 	})
-	if d.err == nil && (len(m) == 0 || len(m) > maxLabels) {
-		d.fail(f, "%d labels: want 1 to %d", len(m), maxLabels)
+	if d.err == nil && (len(m) == 0 || len(m) > gitfleetv1.MaxLabels) {
+		d.fail(f, "%d labels: want 1 to %d", len(m), gitfleetv1.MaxLabels)
 	}
 	return m
 }

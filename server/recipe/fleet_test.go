@@ -197,7 +197,7 @@ func TestParseFleetErrors(t *testing.T) {
 		{"id twice", replace("device_types: [t]", "ids: [a, a]"), `fleet.yaml:6: channels.stable.devices.ids[1]: device "a" listed twice`},
 		{"id in two channels", replace("device_types: [t]", "ids: [a]") + "  beta:\n    devices: {ids: [b, a]}\n",
 			`fleet.yaml:8: channels.beta.devices.ids[1]: device "a" is already listed by channel stable`},
-		{"bad label name", replace("device_types: [t]", "labels: {Site: x}"), "fleet.yaml:6: channels.stable.devices.labels.Site: label name: want lowercase letters, digits, '.', '_' or '-', at most 64"},
+		{"bad label name", replace("device_types: [t]", "labels: {Site: x}"), "fleet.yaml:6: channels.stable.devices.labels.Site: label name: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 bytes"},
 		{"empty label value", replace("device_types: [t]", "labels: {site: ''}"), "fleet.yaml:6: channels.stable.devices.labels.site: want a label value of 1 to 128 printable characters"},
 		{"unknown policy field", policy("wave: [100]"),
 			"fleet.yaml:8: channels.stable.policy.wave: unknown field (want waves, wave_duration, max_failure_rate, min_confirmed, penalty_after or retry_after)"},

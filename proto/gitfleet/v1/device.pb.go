@@ -72,7 +72,13 @@ type DeviceStatus struct {
 	// health is the result of the latest health checks.
 	Health *Health `protobuf:"bytes,20,opt,name=health,proto3" json:"health,omitempty"`
 	// last_error is the error that ended the latest update, if it failed.
-	LastError     *Error `protobuf:"bytes,21,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastError *Error `protobuf:"bytes,21,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// labels are the device's labels from its configuration (agent.yaml
+	// device.labels), which fleet.yaml's channel selectors match. At most 64
+	// labels; a name is lowercase letters, digits, '.', '_' and '-', starting
+	// with a letter or digit, at most 64 bytes; a value is 1 to 128 bytes
+	// without control characters (Go: gitfleetv1.CheckLabel).
+	Labels        map[string]string `protobuf:"bytes,22,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +256,13 @@ func (x *DeviceStatus) GetHealth() *Health {
 func (x *DeviceStatus) GetLastError() *Error {
 	if x != nil {
 		return x.LastError
+	}
+	return nil
+}
+
+func (x *DeviceStatus) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -574,7 +587,7 @@ var File_gitfleet_v1_device_proto protoreflect.FileDescriptor
 
 const file_gitfleet_v1_device_proto_rawDesc = "" +
 	"\n" +
-	"\x18gitfleet/v1/device.proto\x12\vgitfleet.v1\x1a\x17gitfleet/v1/error.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x05\n" +
+	"\x18gitfleet/v1/device.proto\x12\vgitfleet.v1\x1a\x17gitfleet/v1/error.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n" +
 	"\fDeviceStatus\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\x12#\n" +
@@ -601,7 +614,11 @@ const file_gitfleet_v1_device_proto_rawDesc = "" +
 	"\bprogress\x18\x13 \x01(\v2\x15.gitfleet.v1.ProgressR\bprogress\x12+\n" +
 	"\x06health\x18\x14 \x01(\v2\x13.gitfleet.v1.HealthR\x06health\x121\n" +
 	"\n" +
-	"last_error\x18\x15 \x01(\v2\x12.gitfleet.v1.ErrorR\tlastError\"\x82\x03\n" +
+	"last_error\x18\x15 \x01(\v2\x12.gitfleet.v1.ErrorR\tlastError\x12=\n" +
+	"\x06labels\x18\x16 \x03(\v2%.gitfleet.v1.DeviceStatus.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x03\n" +
 	"\vDeviceEvent\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1b\n" +
 	"\tstream_id\x18\x02 \x01(\tR\bstreamId\x12\x1a\n" +
@@ -641,30 +658,32 @@ func file_gitfleet_v1_device_proto_rawDescGZIP() []byte {
 	return file_gitfleet_v1_device_proto_rawDescData
 }
 
-var file_gitfleet_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gitfleet_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_gitfleet_v1_device_proto_goTypes = []any{
 	(*DeviceStatus)(nil),          // 0: gitfleet.v1.DeviceStatus
 	(*DeviceEvent)(nil),           // 1: gitfleet.v1.DeviceEvent
 	(*Progress)(nil),              // 2: gitfleet.v1.Progress
 	(*Health)(nil),                // 3: gitfleet.v1.Health
 	(*HealthCheck)(nil),           // 4: gitfleet.v1.HealthCheck
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*Error)(nil),                 // 6: gitfleet.v1.Error
+	nil,                           // 5: gitfleet.v1.DeviceStatus.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*Error)(nil),                 // 7: gitfleet.v1.Error
 }
 var file_gitfleet_v1_device_proto_depIdxs = []int32{
-	5, // 0: gitfleet.v1.DeviceStatus.time:type_name -> google.protobuf.Timestamp
+	6, // 0: gitfleet.v1.DeviceStatus.time:type_name -> google.protobuf.Timestamp
 	2, // 1: gitfleet.v1.DeviceStatus.progress:type_name -> gitfleet.v1.Progress
 	3, // 2: gitfleet.v1.DeviceStatus.health:type_name -> gitfleet.v1.Health
-	6, // 3: gitfleet.v1.DeviceStatus.last_error:type_name -> gitfleet.v1.Error
-	5, // 4: gitfleet.v1.DeviceEvent.time:type_name -> google.protobuf.Timestamp
-	2, // 5: gitfleet.v1.DeviceEvent.progress:type_name -> gitfleet.v1.Progress
-	6, // 6: gitfleet.v1.DeviceEvent.error:type_name -> gitfleet.v1.Error
-	4, // 7: gitfleet.v1.Health.checks:type_name -> gitfleet.v1.HealthCheck
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	7, // 3: gitfleet.v1.DeviceStatus.last_error:type_name -> gitfleet.v1.Error
+	5, // 4: gitfleet.v1.DeviceStatus.labels:type_name -> gitfleet.v1.DeviceStatus.LabelsEntry
+	6, // 5: gitfleet.v1.DeviceEvent.time:type_name -> google.protobuf.Timestamp
+	2, // 6: gitfleet.v1.DeviceEvent.progress:type_name -> gitfleet.v1.Progress
+	7, // 7: gitfleet.v1.DeviceEvent.error:type_name -> gitfleet.v1.Error
+	4, // 8: gitfleet.v1.Health.checks:type_name -> gitfleet.v1.HealthCheck
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_gitfleet_v1_device_proto_init() }
@@ -679,7 +698,7 @@ func file_gitfleet_v1_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitfleet_v1_device_proto_rawDesc), len(file_gitfleet_v1_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -86,6 +86,7 @@ func validDeviceStatus() *DeviceStatus {
 			{Name: "systemd", Ok: true, Message: "0 failed units"},
 			{Name: "app", Ok: true},
 		}},
+		Labels: map[string]string{"ring": "canary", "site": "Building 4"},
 	}
 }
 

@@ -3,7 +3,9 @@ package gitfleetv1
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -42,6 +44,14 @@ const (
 	// MaxThreshold is the wave threshold, in basis points, that reaches every
 	// device.
 	MaxThreshold = 10000
+
+	// MaxLabels bounds the labels of a DeviceStatus, MaxLabelNameLen a
+	// label's name and MaxLabelValueLen its value, in bytes. fleet.yaml's
+	// label selectors and agent.yaml's device.labels have the same bounds
+	// (CheckLabel).
+	MaxLabels        = 64
+	MaxLabelNameLen  = 64
+	MaxLabelValueLen = 128
 )
 
 // FieldError says which field of a wire message breaks which rule. Its wire
@@ -172,6 +182,7 @@ func (m *DeviceStatus) Validate() error {
 		v.health("health", h)
 	}
 	v.error("last_error", m.GetLastError())
+	v.labels("labels", m.GetLabels())
 	return v.err()
 }
 
@@ -284,6 +295,47 @@ func (v *validator) error(path string, e *Error) {
 		v.check(path+".code", errors.New("unspecified"))
 	}
 	v.check(path+".message", checkText(e.GetMessage()))
+}
+
+// labels checks the labels at path, in name order, so that of several bad
+// labels the same one is named every time.
+func (v *validator) labels(path string, labels map[string]string) {
+	v.check(path, checkCount(len(labels), MaxLabels))
+	for _, name := range slices.Sorted(maps.Keys(labels)) {
+		v.check(fmt.Sprintf("%s[%s]", path, quoteShort(name)), CheckLabel(name, labels[name]))
+	}
+}
+
+// CheckLabel returns an error unless name and value make a device label:
+// the name is 1 to MaxLabelNameLen bytes of lowercase letters, digits, '.',
+// '_' and '-', starting with a letter or digit (the spelling of names in
+// bundle manifests), and the value is 1 to MaxLabelValueLen bytes without
+// control characters. The error does not repeat the name, which the caller
+// puts in the field it names.
+func CheckLabel(name, value string) error {
+	if !isLabelName(name) {
+		return fmt.Errorf("label name: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most %d bytes", MaxLabelNameLen)
+	}
+	if value == "" || len(value) > MaxLabelValueLen || strings.ContainsFunc(value, unicode.IsControl) {
+		return fmt.Errorf("want a label value of 1 to %d printable characters", MaxLabelValueLen)
+	}
+	return nil
+}
+
+func isLabelName(s string) bool {
+	if s == "" || len(s) > MaxLabelNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // uniqueNames holds the names seen so far in a repeated field.

@@ -1,6 +1,7 @@
 package gitfleetv1
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,26 @@ func TestDeviceStatusValidate(t *testing.T) {
 		{name: "error message with escape", mutate: func(m *DeviceStatus) {
 			m.LastError = &Error{Code: ErrorCode_ERROR_CODE_INTERNAL, Message: "\x1b]0;pwned\x07"}
 		}, wantField: "last_error.message", wantReason: "contains U+001B at byte 0"},
+		{name: "no labels", mutate: func(m *DeviceStatus) { m.Labels = nil }},
+		{name: "longest label", mutate: func(m *DeviceStatus) {
+			m.Labels = map[string]string{strings.Repeat("n", MaxLabelNameLen): strings.Repeat("v", MaxLabelValueLen)}
+		}},
+		{name: "too many labels", mutate: func(m *DeviceStatus) {
+			m.Labels = map[string]string{}
+			for i := range MaxLabels + 1 {
+				m.Labels[fmt.Sprint("l", i)] = "v"
+			}
+		}, wantField: "labels", wantReason: "65 entries, over the limit of 64"},
+		{name: "label name upper case", mutate: func(m *DeviceStatus) { m.Labels["Ring"] = "x" }, wantField: `labels["Ring"]`, wantReason: "label name: want lowercase letters"},
+		{name: "label name with space", mutate: func(m *DeviceStatus) { m.Labels["a b"] = "x" }, wantField: `labels["a b"]`, wantReason: "label name"},
+		{name: "label name starts with dash", mutate: func(m *DeviceStatus) { m.Labels["-x"] = "x" }, wantField: `labels["-x"]`, wantReason: "label name"},
+		{name: "empty label name", mutate: func(m *DeviceStatus) { m.Labels[""] = "x" }, wantField: `labels[""]`, wantReason: "label name"},
+		{name: "label name too long", mutate: func(m *DeviceStatus) { m.Labels[strings.Repeat("n", MaxLabelNameLen+1)] = "x" }, wantField: `labels["` + strings.Repeat("n", MaxLabelNameLen+1) + `"]`, wantReason: "at most 64 bytes"},
+		{name: "label name with newline", mutate: func(m *DeviceStatus) { m.Labels["a\nb"] = "x" }, wantField: `labels["a\nb"]`, wantReason: "label name"},
+		{name: "empty label value", mutate: func(m *DeviceStatus) { m.Labels["ring"] = "" }, wantField: `labels["ring"]`, wantReason: "want a label value of 1 to 128 printable characters"},
+		{name: "label value too long", mutate: func(m *DeviceStatus) { m.Labels["ring"] = strings.Repeat("v", MaxLabelValueLen+1) }, wantField: `labels["ring"]`, wantReason: "label value"},
+		{name: "label value with escape", mutate: func(m *DeviceStatus) { m.Labels["site"] = "\x1b[2J" }, wantField: `labels["site"]`, wantReason: "label value"},
+		{name: "first bad label by name", mutate: func(m *DeviceStatus) { m.Labels["zz"], m.Labels["aa"] = "", "" }, wantField: `labels["aa"]`, wantReason: "label value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
