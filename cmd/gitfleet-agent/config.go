@@ -3,15 +3,19 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gitfleet/gitfleet/agent/boot"
 	"github.com/gitfleet/gitfleet/agent/slot"
 	"github.com/gitfleet/gitfleet/internal/yamlfile"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
 // Config is the agent's configuration, agent.yaml. Every field is
@@ -22,6 +26,9 @@ type Config struct {
 		Type    string `yaml:"type"`
 		Fleet   string `yaml:"fleet"`
 		Channel string `yaml:"channel"`
+		// Labels are reported in every status, for fleet.yaml's label
+		// selectors.
+		Labels map[string]string `yaml:"labels"`
 	} `yaml:"device"`
 	// DataDir holds the journal, the outbox and trust state.
 	DataDir string `yaml:"data_dir"`
@@ -111,7 +118,14 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	if err := yamlfile.Decode(path, data, &c).Err(); err != nil {
+	doc := yamlfile.Decode(path, data, &c)
+	if doc.Err() == nil {
+		// Checked here as well as in Validate for the line of the bad label.
+		if field, err := c.labelProblem(); err != nil {
+			doc.Fail(field, "%v", err)
+		}
+	}
+	if err := doc.Err(); err != nil {
 		return c, fmt.Errorf("config %w", err)
 	}
 	// Relative paths are relative to the config file, so a config and the
@@ -139,6 +153,25 @@ func LoadConfig(path string) (Config, error) {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
+// labelProblem returns the first label of device.labels, in name order,
+// that the protocol refuses (gitfleetv1.CheckLabel), and why; or "" and nil.
+func (c Config) labelProblem() (field string, err error) {
+	labels := c.Device.Labels
+	if len(labels) > gitfleetv1.MaxLabels {
+		return "device.labels", fmt.Errorf("%d labels: want at most %d", len(labels), gitfleetv1.MaxLabels)
+	}
+	for _, name := range slices.Sorted(maps.Keys(labels)) {
+		if err := gitfleetv1.CheckLabel(name, labels[name]); err != nil {
+			field := "device.labels." + name
+			if q := strconv.Quote(name); q != `"`+name+`"` {
+				field = "device.labels[" + q + "]" // keeps the error one line
+			}
+			return field, err
+		}
+	}
+	return "", nil
+}
+
 // Validate checks the configuration; each error names the field and the fix.
 func (c Config) Validate() error {
 	var problems []string
@@ -150,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if !nameRE.MatchString(c.Device.Type) {
 		bad("device.type", "%q: set the device type the bundles list, in lowercase letters, digits, '.', '_' or '-'", c.Device.Type)
+	}
+	if field, err := c.labelProblem(); err != nil {
+		bad(field, "%v", err)
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "set a directory on persistent storage, e.g. /var/lib/gitfleet")

@@ -223,6 +223,7 @@ func (d *daemon) act(ctx context.Context, e *update.Engine) error {
 func (d *daemon) publish(j update.Journal) {
 	st := j.Status()
 	st.AgentVersion, st.DeviceType, st.Channel = agentVersion(), d.cfg.Device.Type, d.cfg.Device.Channel
+	st.Labels = d.cfg.Device.Labels // the server's label selectors match them
 	st.Time = timestamppb.Now()
 	if d.engine != nil {
 		st.BootId, st.BootedSlot, st.ActiveSlot = d.engine.bootFacts()

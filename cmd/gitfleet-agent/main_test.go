@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +162,15 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"device: &d {id: x, type: t}\n", "agent.yaml:1: device: YAML anchors, aliases and merge keys are not supported"},
 		{"device: {type: t}\n", "device.id: set the device's id"},
 		{"device: {id: x, type: 'Bad Type'}\n", `device.type: "Bad Type"`},
+		{"device: {id: x, type: t, labels: {Ring: canary}}\n",
+			"agent.yaml:1: device.labels.Ring: label name: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 bytes"},
+		{"device:\n  id: x\n  type: t\n  labels:\n    site: lab\n    ring: ''\n",
+			"agent.yaml:6: device.labels.ring: want a label value of 1 to 128 printable characters"},
+		{"device:\n  id: x\n  type: t\n  labels:\n    ring:\n", "agent.yaml:5: device.labels.ring: want a label value"},
+		{"device:\n  id: x\n  type: t\n  labels:\n    site: lab\n    ring: " + strings.Repeat("v", 129) + "\n", "agent.yaml:6: device.labels.ring: want a label value"},
+		{"device:\n  id: x\n  type: t\n  labels:\n    site: lab\n    \"a\\nb\": x\n", `agent.yaml:4: device.labels["a\nb"]: label name`},
+		{"device:\n  id: x\n  type: t\n  labels: [ring]\n", "agent.yaml:4: device.labels: want a mapping, got a list"},
+		{"device: {id: x, type: t, labels: {" + manyLabels(65) + "}}\n", "agent.yaml:1: device.labels: 65 labels: want at most 64"},
 	}
 	for _, tc := range cases {
 		p := filepath.Join(dir, "agent.yaml")
@@ -173,6 +183,15 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("config error is not one line: %q", err)
 		}
 	}
+}
+
+// manyLabels returns n labels in YAML flow style.
+func manyLabels(n int) string {
+	var labels []string
+	for i := range n {
+		labels = append(labels, fmt.Sprintf("l%d: v", i))
+	}
+	return strings.Join(labels, ", ")
 }
 
 // TestHelp checks every command answers --help and exits 0.
@@ -198,7 +217,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Device.Type != "acme-gw-v2" || cfg.Bootloader.Type != "uboot" || len(cfg.Health.Commands) != 2 {
+	if cfg.Device.Type != "acme-gw-v2" || cfg.Device.Labels["site"] != "plant-3" || cfg.Bootloader.Type != "uboot" || len(cfg.Health.Commands) != 2 {
 		t.Errorf("example config read as %+v", cfg)
 	}
 }
