@@ -159,6 +159,7 @@ func status(dev string, at time.Time) *gitfleetv1.DeviceStatus {
 		Version: "1.4.0", Tag: "v1.4.0", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904", BundleDigest: digest,
 		BootConfirmed: true, UpdateState: "idle",
 		Health: &gitfleetv1.Health{Ok: true, Checks: []*gitfleetv1.HealthCheck{{Name: "network", Ok: true}}},
+		Labels: map[string]string{"ring": "canary"},
 	}
 }
 
@@ -191,7 +192,7 @@ func TestStatuses(t *testing.T) {
 			BootedSlot: "a", ActiveSlot: "a", Version: "1.4.0", Tag: "v1.4.0", Commit: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
 			BundleDigest: digest, BootConfirmed: true, UpdateState: "idle", HealthOK: true,
 			HealthChecks: []store.HealthCheck{{Name: "network", OK: true}}, Online: true, StatusTime: at.UTC(),
-			LastSeen: got.LastSeen, FirstSeen: got.FirstSeen,
+			Labels: map[string]string{"ring": "canary"}, LastSeen: got.LastSeen, FirstSeen: got.FirstSeen,
 		}
 		if diff := cmp.Diff(got, want); diff != "" {
 			t.Errorf("stored device differs (-got +want):\n%s", diff)

@@ -166,7 +166,7 @@ func device(it statusItem) store.Device {
 		BootConfirmed: st.GetBootConfirmed(), UpdateState: st.GetUpdateState(),
 		TargetVersion: st.GetTargetVersion(), TargetBundleDigest: st.GetTargetBundleDigest(),
 		DoneBytes: clamp(st.GetProgress().GetDoneBytes()), TotalBytes: clamp(st.GetProgress().GetTotalBytes()),
-		HealthOK: st.GetHealth().GetOk(), Online: st.GetOnline(),
+		HealthOK: st.GetHealth().GetOk(), Online: st.GetOnline(), Labels: st.GetLabels(),
 		LastSeen: it.received,
 	}
 	if st.GetTime() != nil {

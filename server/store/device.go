@@ -36,6 +36,9 @@ type Device struct {
 	TotalBytes         int64
 	HealthOK           bool
 	HealthChecks       []HealthCheck
+	// Labels are the labels the device reports (agent.yaml device.labels),
+	// which fleet.yaml's label selectors match; nil when it reports none.
+	Labels map[string]string
 	// ErrorCode (a gitfleetv1.ErrorCode name) and ErrorMessage are the error
 	// that ended the latest update, if it failed.
 	ErrorCode    string
@@ -84,12 +87,12 @@ func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 // scanDevice reads deviceColumns.
 func scanDevice(sc scanner) (Device, error) {
 	var d Device
-	var checks string
+	var checks, labels string
 	var status, seen, first int64
 	err := sc.Scan(&d.ID, &d.Fleet, &d.DeviceType, &d.Channel, &d.AgentVersion, &d.BootID, &d.BootedSlot,
 		&d.ActiveSlot, &d.Version, &d.Tag, &d.Commit, &d.BundleDigest, &d.BootConfirmed, &d.UpdateState,
 		&d.TargetVersion, &d.TargetBundleDigest, &d.DoneBytes, &d.TotalBytes, &d.HealthOK, &checks,
-		&d.ErrorCode, &d.ErrorMessage, &d.Online, &status, &seen, &first)
+		&d.ErrorCode, &d.ErrorMessage, &d.Online, &status, &seen, &first, &labels)
 	if err != nil {
 		return Device{}, err
 	}
@@ -98,6 +101,12 @@ func scanDevice(sc scanner) (Device, error) {
 	}
 	if len(d.HealthChecks) == 0 {
 		d.HealthChecks = nil
+	}
+	if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+		return Device{}, fmt.Errorf("decode labels of %s: %w", d.ID, err)
+	}
+	if len(d.Labels) == 0 {
+		d.Labels = nil
 	}
 	d.StatusTime = fromMicros(status)
 	d.LastSeen = fromMicros(seen)

@@ -34,6 +34,7 @@ func fullDevice(id string, at time.Time) Device {
 		TotalBytes:         1 << 30,
 		HealthOK:           true,
 		HealthChecks:       []HealthCheck{{Name: "network", OK: true}, {Name: "disk", OK: false, Message: "92% full"}},
+		Labels:             map[string]string{"ring": "canary", "site": "Building 4 \"north\" ü"},
 		ErrorCode:          "ERROR_CODE_DOWNLOAD",
 		ErrorMessage:       "connection reset",
 		Online:             true,
@@ -82,6 +83,22 @@ func TestPutDevice(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Device after second status (-want +got):\n%s", diff)
+		}
+
+		// Labels are no filter column: a status that changes only them is
+		// written in place, and writes them too.
+		clk.Advance(time.Second)
+		next.StatusTime, next.Labels = clk.Now(), map[string]string{"ring": "main"}
+		if err := s.PutDevice(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+		want.StatusTime, want.LastSeen, want.Labels = clk.Now(), clk.Now(), next.Labels
+		got, err = s.Device(ctx, "dev-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Device after new labels (-want +got):\n%s", diff)
 		}
 
 		// The last will says only that the device went offline.

@@ -46,6 +46,7 @@ var statusColumns = []statusColumn{
 	{"progress_total", "BIGINT", false}, {"health_ok", "BOOLEAN", true}, {"health_checks", "TEXT", false},
 	{"error_code", "TEXT", false}, {"error_message", "TEXT", false}, {"online", "BOOLEAN", true},
 	{"status_time", "BIGINT", false}, {"last_seen", "BIGINT", false}, {"first_seen", "BIGINT", false},
+	{"labels", "TEXT", false},
 }
 
 // deviceColumns are the names of statusColumns, for SELECT and INSERT.
@@ -181,6 +182,14 @@ func deviceValues(d Device, now time.Time) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", d.ID, err)
 	}
+	labels := d.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labelText, err := jsonText(labels) // names sorted: an unchanged status writes the same text
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.ID, err)
+	}
 	seen := d.LastSeen
 	if seen.IsZero() {
 		seen = now
@@ -188,7 +197,7 @@ func deviceValues(d Device, now time.Time) ([]any, error) {
 	return []any{d.ID, d.Fleet, d.DeviceType, d.Channel, d.AgentVersion, d.BootID, d.BootedSlot, d.ActiveSlot,
 		d.Version, d.Tag, d.Commit, d.BundleDigest, d.BootConfirmed, d.UpdateState, d.TargetVersion,
 		d.TargetBundleDigest, d.DoneBytes, d.TotalBytes, d.HealthOK, checks, d.ErrorCode, d.ErrorMessage,
-		d.Online, micros(d.StatusTime), micros(seen), micros(seen)}, nil
+		d.Online, micros(d.StatusTime), micros(seen), micros(seen), labelText}, nil
 }
 
 // PutDevice records d's status as PutDevices does.
