@@ -97,7 +97,7 @@ func (c *Controller) Step(ctx context.Context) error {
 	}
 	members := map[string][]store.Device{}
 	for _, d := range all {
-		if ch := fl.ChannelFor(recipe.Device{ID: d.ID, Type: d.DeviceType}); ch != nil {
+		if ch := fl.ChannelFor(recipe.Device{ID: d.ID, Type: d.DeviceType, Labels: d.Labels}); ch != nil {
 			members[ch.Name] = append(members[ch.Name], d)
 		}
 	}
