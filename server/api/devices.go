@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -132,8 +133,10 @@ func deviceOf(d store.Device) apiclient.Device {
 		State:      d.UpdateState,
 		Health:     apiclient.Health{OK: d.HealthOK, Checks: make([]apiclient.HealthCheck, len(d.HealthChecks))},
 		Online:     d.Online,
+		Labels:     map[string]string{},
 		StatusTime: utc(d.StatusTime), LastSeen: utc(d.LastSeen), FirstSeen: utc(d.FirstSeen),
 	}
+	maps.Copy(out.Labels, d.Labels)
 	for i, c := range d.HealthChecks {
 		out.Health.Checks[i] = apiclient.HealthCheck(c)
 	}

@@ -111,6 +111,39 @@ func walkDevices(t *testing.T, s *apitest.Server, query string, limit int) (ids 
 	}
 }
 
+// TestDeviceLabels: the device list and a device show the labels a device
+// reports, and an empty object for a device that reports none.
+func TestDeviceLabels(t *testing.T) {
+	s := apitest.New(t, apitest.Options{Devices: 5})
+	want := map[string]map[string]string{}
+	for _, d := range s.Devices {
+		want[d.ID] = d.Labels
+		if want[d.ID] == nil {
+			want[d.ID] = map[string]string{}
+		}
+	}
+	if len(want["dev-00000"]) == 0 || len(want["dev-00001"]) != 0 {
+		t.Fatalf("seeded labels %v: want dev-00000 labelled, dev-00001 not", want)
+	}
+	got := map[string]map[string]string{}
+	a := request(t, s, "GET", "/api/v1/devices", apitest.ReadToken, "")
+	for _, d := range decode[apiclient.DevicePage](t, a).Devices {
+		got[d.ID] = d.Labels
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("labels in the device list (-want +got):\n%s", diff)
+	}
+	for _, id := range []string{"dev-00000", "dev-00001"} {
+		a := request(t, s, "GET", "/api/v1/devices/"+id, apitest.ReadToken, "")
+		if diff := cmp.Diff(want[id], decode[apiclient.Device](t, a).Labels); diff != "" {
+			t.Errorf("labels of %s (-want +got):\n%s", id, diff)
+		}
+		if id == "dev-00001" && !strings.Contains(string(a.body), `"labels":{}`) {
+			t.Errorf("device without labels: %s, want \"labels\":{}", a.body)
+		}
+	}
+}
+
 // TestDeviceQueryRefused: parameters the list cannot use are refused with a
 // message naming them, rather than ignored.
 func TestDeviceQueryRefused(t *testing.T) {

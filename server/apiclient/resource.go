@@ -29,6 +29,10 @@ type Device struct {
 	// Error is the error that ended the latest update, if it failed.
 	Error  *DeviceError `json:"error,omitempty"`
 	Online bool         `json:"online"`
+	// Labels are the labels the device reports (agent.yaml device.labels),
+	// which fleet.yaml's label selectors match; empty, never null, when it
+	// reports none.
+	Labels map[string]string `json:"labels"`
 	// StatusTime is when the device took its status, by its own clock;
 	// LastSeen when the server received it; FirstSeen when the server
 	// received the device's first status.

@@ -141,7 +141,8 @@ func New(t testing.TB, o Options) *Server {
 
 // Fleet returns n devices, "dev-00000" on, with a deterministic mix of
 // channels, versions, states, health, confirmation and presence: every
-// filter of the device list matches some of them and misses others.
+// filter of the device list matches some of them and misses others. Every
+// third device reports labels.
 func Fleet(n int) []store.Device {
 	rng := rand.New(rand.NewPCG(7, 11))
 	pick := func(choices ...string) string { return choices[rng.IntN(len(choices))] }
@@ -168,6 +169,9 @@ func Fleet(n int) []store.Device {
 		d.Commit = Commit(d.Version)
 		d.BundleDigest = Digest(d.Version)
 		d.BootConfirmed = d.UpdateState != "trial-boot"
+		if i%3 == 0 { // apart from the random choices, which stay as they were
+			d.Labels = map[string]string{"ring": "canary", "site": fmt.Sprintf("plant-%d", i%2)}
+		}
 		if !d.HealthOK {
 			d.HealthChecks[1] = store.HealthCheck{Name: "app", OK: false, Message: "app did not answer on :8080"}
 		}
