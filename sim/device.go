@@ -124,11 +124,11 @@ func (d *device) offer(ctx context.Context, s link.State) {
 		return // rollback orders (next.Rollback) are not simulated
 	}
 	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", why)
-	if !d.f.acquire(ctx) {
+	if !d.f.runs.acquire(ctx, false) {
 		return
 	}
 	err = d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
-	d.f.release()
+	d.f.runs.release()
 	for err != nil && ctx.Err() == nil {
 		if errors.Is(err, update.ErrRebooting) {
 			if !sleep(ctx, d.f.cfg.BootTime) {
@@ -144,11 +144,11 @@ func (d *device) offer(ctx context.Context, s link.State) {
 				return
 			}
 		}
-		if !d.f.acquire(ctx) {
+		if !d.f.runs.acquire(ctx, true) {
 			return
 		}
 		err = d.eng.Resume(ctx)
-		d.f.release()
+		d.f.runs.release()
 	}
 }
 

@@ -56,7 +56,8 @@ type Config struct {
 	// devices share the simulator's CPUs and memory, as no real fleet does:
 	// thousands of bundle verifications at once would only thrash them
 	// (each image reader holds two chunks, 1 MiB each by default). A device
-	// waiting for its turn stays idle, and reboots wait outside the bound.
+	// waiting for its turn stays idle, reboots wait outside the bound, and a
+	// device resuming after its reboot goes before those yet to install.
 	Installs int
 	// HTTP downloads bundles (default http.DefaultClient).
 	HTTP *http.Client
@@ -104,7 +105,7 @@ type Fleet struct {
 	targets   *trust.Verifier // bundles
 	timestamp *trust.Verifier // channel and desired states
 	bundles   *bundles
-	installs  chan struct{} // a token per engine run under way
+	runs      *tokens // a token per engine run under way
 
 	mu      sync.Mutex
 	devices []*device // as they were started
@@ -130,22 +131,9 @@ func New(cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("sim: root: %w", err)
 	}
 	f.bundles = newBundles(cfg.HTTP, f.targets)
-	f.installs = make(chan struct{}, cfg.Installs)
+	f.runs = newTokens(cfg.Installs)
 	return f, nil
 }
-
-// acquire waits for a turn to run an engine, and reports whether it got
-// one before ctx ended; release ends the turn.
-func (f *Fleet) acquire(ctx context.Context) bool {
-	select {
-	case f.installs <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (f *Fleet) release() { <-f.installs }
 
 // Run starts the devices at Config.ConnectRate and keeps them running until
 // ctx ends; then every device marks itself offline and disconnects, and
