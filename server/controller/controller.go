@@ -58,14 +58,15 @@ type Controller struct {
 	// URLs expire, and a device may start a download at any time.
 	Readvertise time.Duration
 
-	// mu serialises steps and rollout actions; it guards advertised and
-	// overrides. A step reads every device, so it can take a while:
+	// mu serialises steps and rollout actions; it guards advertised,
+	// overrides, retriedAt and waiting. A step reads every device, so it can take a while:
 	// results has a lock of its own, so the API's Statuses never waits
 	// for a step.
 	mu         sync.Mutex
 	advertised map[string]advert            // channel → last advertised
 	overrides  map[string]gitfleetv1.Action // device → penalty-box override published
 	retriedAt  map[string]int               // device → its failures when a retry was last ordered
+	waiting    map[string]string            // channel → the release it was last logged waiting for
 
 	resultsMu sync.Mutex
 	results   map[string]*rollout.Result // channel → last step
@@ -82,6 +83,14 @@ type Status struct {
 }
 
 // Step evaluates every channel once.
+//
+// Each channel's failures of its release are read before the devices: a
+// device that fails between the two reads is judged failed all the same,
+// from the outcome in its status, while one that confirms is seen
+// confirmed. Read the other way round, the devices that finished in
+// between counted only if they failed, and a wave finishing many devices a
+// second (a 10,000-device simulation) halted on its first two failures,
+// with none of its confirmed boots counted.
 func (c *Controller) Step(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -89,11 +98,24 @@ func (c *Controller) Step(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fleet.yaml: %w", err)
 	}
+	var errs []error
+	var steps []*channelStep
+	for i := range fl.Channels {
+		cs, err := c.prepare(ctx, &fl.Channels[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("channel %s: %w", fl.Channels[i].Name, err))
+		} else if cs != nil {
+			steps = append(steps, cs)
+		}
+	}
+	if len(steps) == 0 {
+		return errors.Join(errs...)
+	}
 	// Git decides which devices follow which channel (fleet.yaml's
 	// selectors), not the channel a device's own config names.
 	all, err := c.fleetDevices(ctx, fl.Name)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	members := map[string][]store.Device{}
 	for _, d := range all {
@@ -101,43 +123,61 @@ func (c *Controller) Step(ctx context.Context) error {
 			members[ch.Name] = append(members[ch.Name], d)
 		}
 	}
-	var errs []error
-	for i := range fl.Channels {
-		ch := &fl.Channels[i]
-		if err := c.step(ctx, fl.Name, ch, members[ch.Name]); err != nil {
-			errs = append(errs, fmt.Errorf("channel %s: %w", ch.Name, err))
+	for _, cs := range steps {
+		if err := c.step(ctx, fl.Name, cs, members[cs.ch.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("channel %s: %w", cs.ch.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Controller) step(ctx context.Context, fleet string, ch *recipe.Channel, members []store.Device) error {
+// channelStep is what a step reads of one channel before the devices.
+type channelStep struct {
+	ch       *recipe.Channel
+	rel      store.Release
+	failures map[string]store.Penalty // device → its failures of rel
+}
+
+// prepare reads ch's release and the devices' failures of it; it returns
+// nil for a channel with no release or one not built yet.
+func (c *Controller) prepare(ctx context.Context, ch *recipe.Channel) (*channelStep, error) {
 	if ch.Release == "" {
-		return nil
+		return nil, nil
 	}
 	rel, err := c.Store.Release(ctx, ch.Release)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && rel.BuildState != store.Succeeded) {
 		c.remember(ch.Name, nil)
-		c.log().Info("waiting for the release to be built", "channel", ch.Name, "release", ch.Release)
-		return nil
+		if c.waiting[ch.Name] != ch.Release { // once, not at every step
+			c.log().Info("waiting for the release to be built", "channel", ch.Name, "release", ch.Release)
+			if c.waiting == nil {
+				c.waiting = map[string]string{}
+			}
+			c.waiting[ch.Name] = ch.Release
+		}
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sc, cur, err := c.load(ctx, ch.Name)
-	if err != nil {
-		return err
-	}
+	delete(c.waiting, ch.Name)
 	// One query for the whole channel, not one a device: a step of a channel
 	// of 100,000 devices would otherwise wait on as many round trips.
 	failures, err := c.Store.ReleaseFailures(ctx, rel.BundleDigest) // ingest counts failures by bundle digest
 	if err != nil {
-		return err
+		return nil, err
 	}
-	devices := c.devices(members, failures)
+	return &channelStep{ch: ch, rel: rel, failures: failures}, nil
+}
+
+// step evaluates one channel's rollout over its members, persists and
+// advertises the outcome.
+func (c *Controller) step(ctx context.Context, fleet string, prep *channelStep, members []store.Device) error {
+	ch, rel, failures := prep.ch, prep.rel, prep.failures
+	sc, cur, err := c.load(ctx, ch.Name)
 	if err != nil {
 		return err
 	}
+	devices := c.devices(members, failures)
 	rch := rollout.Channel{Fleet: fleet, Name: ch.Name, Release: rollout.Release{Version: rel.Version, Digest: rel.BundleDigest, Commit: rel.Commit},
 		Policy: rollout.Policy{Waves: ch.Policy.Waves, WaveDuration: ch.Policy.WaveDuration, MaxFailureRate: ch.Policy.MaxFailureRate, MinConfirmed: ch.Policy.MinConfirmed,
 			PenaltyAfter: ch.Policy.PenaltyAfter, RetryAfter: ch.Policy.RetryAfter}}
