@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,10 @@ type device struct {
 
 	now    atomic.Pointer[phase]
 	status atomic.Pointer[gitfleetv1.DeviceStatus] // as last set on the link
+
+	busy    atomic.Bool    // a worker runs (work)
+	dirty   atomic.Bool    // a state came since the worker last decided
+	workers sync.WaitGroup // the worker, for run to wait for
 }
 
 // A phase is where a device's engine is, for counting from other
@@ -103,30 +108,68 @@ func fails(id string, fraction float64) bool {
 	return float64(h.Sum64()%1_000_000) < fraction*1_000_000
 }
 
-// run keeps the device's link up until ctx ends.
-func (d *device) run(ctx context.Context) error { return d.link.Run(ctx) }
+// run keeps the device's link up until ctx ends, and returns once its
+// worker, if any, has stopped too.
+func (d *device) run(ctx context.Context) error {
+	err := d.link.Run(ctx) // its dispatch, which starts workers, has ended
+	d.workers.Wait()
+	return err
+}
 
-// offer is the link's State handler: it asks agent/follow, as
-// gitfleet-agent's daemon does, whether the states ask for an install, and runs the install through
-// its reboots to an outcome. Running it on the link's dispatch goroutine
-// saves a goroutine per device; the link meanwhile keeps only the newest
-// state of each topic, as the daemon's latest-wins hand-off does.
+// offer is the link's State handler. Like gitfleet-agent's daemon, it
+// keeps the state (agent/follow), cancels a running update when the states
+// ask for it, and leaves the decision to the device's worker, which runs
+// while the device has something to do: a goroutine per busy device, not
+// per device. The link's dispatch goroutine never waits for an install, so
+// a device waiting for its turn still takes in a newer state (a halt, say)
+// and decides on that one.
 func (d *device) offer(ctx context.Context, s link.State) {
 	if err := d.states.Accept(s); err != nil {
 		d.f.log.Warn("state", "device", d.id, "err", err)
 	}
+	if d.states.Cancels() {
+		d.eng.Cancel()
+	}
+	d.dirty.Store(true)
+	if d.busy.CompareAndSwap(false, true) {
+		d.workers.Go(func() { d.work(ctx) })
+	}
+}
+
+// work acts on the states held until they ask for nothing more, then ends.
+func (d *device) work(ctx context.Context) {
+	for {
+		d.dirty.Store(false)
+		d.act(ctx)
+		d.busy.Store(false)
+		// A state that came after act's last decision and found the
+		// device busy: take it, unless another worker already has.
+		if ctx.Err() != nil || !d.dirty.Load() || !d.busy.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+// act asks agent/follow whether the states ask for an install and runs it
+// through its reboots to an outcome.
+func (d *device) act(ctx context.Context) {
+	if d.states.Peek(d.eng.Journal()).Install == nil {
+		return // rollback orders (Step.Rollback) are not simulated
+	}
+	if !d.f.runs.acquire(ctx, false) {
+		return
+	}
+	// Decide on the states held now: the wait for a turn can be long.
 	next, err := d.states.Next(d.eng.Journal())
 	if err != nil {
 		d.f.log.Warn("state", "device", d.id, "err", err)
 	}
-	rel, why := next.Install, next.Why
-	if rel == nil {
-		return // rollback orders (next.Rollback) are not simulated
-	}
-	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", why)
-	if !d.f.runs.acquire(ctx, false) {
+	if next.Install == nil {
+		d.f.runs.release()
 		return
 	}
+	rel := next.Install
+	d.f.log.Debug("installing", "device", d.id, "release", rel.GetVersion(), "why", next.Why)
 	err = d.eng.InstallRelease(ctx, source.ReleaseRef(rel), rel.GetBundleDigest())
 	d.f.runs.release()
 	for err != nil && ctx.Err() == nil {

@@ -80,7 +80,13 @@ func (f *Fleet) Storm(ctx context.Context, s Storm) (StormResult, error) {
 // WaitStored waits until the server's API shows the status carrying note
 // for n devices of fleet, and returns when it first did. It polls page by
 // page, so the time is late by up to one pass over the device list.
+//
+// It gives up when the count has not grown for a minute: a device whose
+// engine ran meanwhile replaced the storm's status with one of its own, and
+// would be waited for forever.
 func WaitStored(ctx context.Context, api *apiclient.Client, fleet string, n int, note string) (time.Time, error) {
+	const stall = time.Minute
+	last, grew := -1, time.Now()
 	for {
 		got, err := countNote(ctx, api, fleet, note)
 		if err != nil {
@@ -88,6 +94,11 @@ func WaitStored(ctx context.Context, api *apiclient.Client, fleet string, n int,
 		}
 		if got >= n {
 			return time.Now(), nil
+		}
+		if got > last {
+			last, grew = got, time.Now()
+		} else if time.Since(grew) > stall {
+			return time.Time{}, fmt.Errorf("%d of %d devices stored the last status of the storm, and none more for %v (did an update run during the storm?)", got, n, stall)
 		}
 		if !sleep(ctx, 200*time.Millisecond) {
 			return time.Time{}, fmt.Errorf("%d of %d devices stored the last status of the storm: %w", got, n, ctx.Err())

@@ -170,6 +170,16 @@ func (f *Follower) Next(j update.Journal) (Step, error) {
 	return s, nil
 }
 
+// Peek returns the Step Next would, without using a retry order: for a
+// caller that must wait before it acts (the fleet simulator waits for a
+// turn) and then asks Next.
+func (f *Follower) Peek(j update.Journal) Step {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, _ := f.next(j)
+	return s
+}
+
 // next is Next without recording; retry says the Step uses the retry order.
 func (f *Follower) next(j update.Journal) (_ Step, retry bool) {
 	var s Step

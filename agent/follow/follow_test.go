@@ -167,6 +167,12 @@ func TestRetryOncePerOrder(t *testing.T) {
 		t.Fatalf("retry order for another release: Next = %q, want nothing", got)
 	}
 	accept(t, f, desired(2, gitfleetv1.Action_ACTION_RETRY, r14))
+	// Peek tells without using the order.
+	for range 2 {
+		if got := f.Peek(failed).Install.GetVersion(); got != "1.4.0" {
+			t.Fatalf("retry order for 1.4.0: Peek = %q, want 1.4.0", got)
+		}
+	}
 	if got := installs(t, f, failed); got != "1.4.0" {
 		t.Fatalf("retry order for 1.4.0: Next = %q, want 1.4.0", got)
 	}
