@@ -135,7 +135,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	if s.watcher != nil {
 		g.Go(func() error { return s.watch(ctx) })
 	}
-	g.Go(func() error { return s.rollouts(ctx, mq.changed) })
+	g.Go(func() error { s.rollouts(ctx, mq.changed); return nil })
 	g.Go(func() error { return s.optimize(ctx, time.Hour) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -344,23 +344,50 @@ func (s *server) currentFleet() (*recipe.Fleet, error) {
 }
 
 // rollouts steps the rollouts every few seconds and whenever devices
-// reported something.
-func (s *server) rollouts(ctx context.Context, changed <-chan struct{}) error {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-changed:
-		}
+// reported something (see pace).
+func (s *server) rollouts(ctx context.Context, changed <-chan struct{}) {
+	pace(ctx, changed, 5*time.Second, func(ctx context.Context) {
 		if _, err := s.currentFleet(); err != nil {
-			continue
+			return
 		}
 		if err := s.ctrl.Step(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("rollout step", "err", err)
 		}
+	})
+}
+
+// pace calls step every interval and soon after each change, until ctx
+// ends, but after a step that took d it lets at least max(1 s, 2d) pass
+// before a change calls it again: a step reads every device of the fleet,
+// and during a rollout devices report many times a second, so back to back
+// steps took a third of a core of a 10,000-device fleet's server and
+// raced the ingest for its database. Changes that come meanwhile are
+// taken by one step when the rest is over.
+func pace(ctx context.Context, changed <-chan struct{}, interval time.Duration, step func(context.Context)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var (
+		until time.Time        // no change-driven step before
+		rest  <-chan time.Time // a change waits for the rest to end
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-rest:
+		case <-changed:
+			if wait := time.Until(until); wait > 0 {
+				if rest == nil {
+					rest = time.After(wait)
+				}
+				continue
+			}
+		}
+		rest = nil
+		start := time.Now()
+		step(ctx)
+		until = time.Now().Add(max(time.Second, 2*time.Since(start)))
 	}
 }
 
