@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,9 +56,22 @@ func TestFleetNameWaitsForFleetYAML(t *testing.T) {
 	eventually(t, 30*time.Second, "the server to say the fleet is unknown", func() bool {
 		return strings.Contains(logText(logw), "fleet unknown: `fleet` is not set in server.yaml")
 	})
+	// Meanwhile the process is alive (a liveness probe must not restart it)
+	// but not ready, and says what it waits for.
+	base := "http://" + cfg.HTTP.Listen
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while the fleet is unknown: %d %s, want 200", code, body)
+	}
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for fleet.yaml's fleet name") {
+		t.Errorf("/readyz while the fleet is unknown: %d %s, want 503 saying what it waits for", code, body)
+	}
 	if err := os.Rename(strings.TrimPrefix(repo, "file://"), later); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 60*time.Second, "/readyz to answer 200 once the fleet is known", func() bool {
+		code, _ := get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
 
 	got := make(chan struct{}, 1)
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + cfg.MQTT.Embedded.Listen).SetClientID("board-1").
@@ -83,6 +98,18 @@ func TestFleetNameWaitsForFleetYAML(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no channel state advertised to fleet acme")
 	}
+}
+
+// get returns the status and body of GET url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func logText(l *lockedWriter) string {

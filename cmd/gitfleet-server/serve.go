@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,21 +58,36 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return fmt.Errorf("data_dir: %w", err)
 	}
 	s := &server{cfg: cfg, log: log}
-	var err error
+	// HTTP listens from the start: /healthz answers while the rest starts.
+	front := &frontDoor{}
+	front.starting("opening the database")
+	stopHTTP, httpStopped, err := listenHTTP(cfg.HTTP.Listen, front)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	if s.store, err = store.Open(ctx, cfg.Database); err != nil {
 		return err
 	}
 	defer s.store.Close()
+	front.starting("loading keys")
 	if s.keys, err = loadKeys(ctx, cfg, log); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
+	front.starting("opening object storage")
 	if err := s.openObjects(ctx, mux); err != nil {
 		return err
+	}
+	if cfg.Fleet == "" && cfg.Git.URL != "" {
+		front.starting("waiting for fleet.yaml's fleet name from the firmware repository (fleet is not set in server.yaml)")
+	} else {
+		front.starting("reading the firmware repository")
 	}
 	if err := s.openGit(ctx); err != nil {
 		return err
 	}
+	front.starting("starting MQTT")
 	mq, err := s.openMQTT(ctx)
 	if err != nil {
 		return err
@@ -113,24 +129,20 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return err
 	}
 	mux.Handle("/", apiServer)
-	httpServer := &http.Server{Addr: cfg.HTTP.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	front.open(mux)
+	log.Info("serving", "api", cfg.HTTP.PublicURL+"/api/v1", "mqtt", mq.addr, "data", cfg.DataDir)
 
 	g, ctx := errgroup.WithContext(ctx)
 	for _, run := range mq.runs {
 		g.Go(func() error { return run(ctx) })
 	}
 	g.Go(func() error {
-		log.Info("serving", "api", cfg.HTTP.PublicURL+"/api/v1", "mqtt", mq.addr, "data", cfg.DataDir)
-		if err := httpServer.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-httpStopped:
+			return fmt.Errorf("http.listen %s: the server stopped serving", cfg.HTTP.Listen)
 		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return httpServer.Shutdown(sctx)
 	})
 	if s.watcher != nil {
 		g.Go(func() error { return s.watch(ctx) })
@@ -138,10 +150,37 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	g.Go(func() error { s.rollouts(ctx, mq.changed); return nil })
 	g.Go(func() error { return s.optimize(ctx, time.Hour) })
 	err = g.Wait()
+	stopHTTP() // before the store closes: requests in flight still use it
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// listenHTTP listens on addr and serves h until stop, which waits up to
+// 5 s for requests in flight and may be called more than once; stopped is
+// closed once serving ended, by stop or by a failure.
+func listenHTTP(addr string, h http.Handler) (stop func(), stopped <-chan struct{}, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln) // returns at Shutdown, or when the listener fails
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			<-done
+		})
+	}
+	return stop, done, nil
 }
 
 func (s *server) openObjects(ctx context.Context, mux *http.ServeMux) error {
