@@ -118,6 +118,18 @@ type Engine struct {
 	progress     func(done, total int64)
 	onTransition func(Journal)
 	written      written // fingerprints of the chunks written, for the read-back
+	verified     verifiedEnvelope
+}
+
+// verifiedEnvelope is the envelope an action of the current run verified,
+// and what it said: a later action of the same run that reads the same
+// bytes uses it instead of decoding and verifying them again. It is
+// forgotten when the run ends, so an action after a restart, or a run
+// after a reboot, verifies afresh.
+type verifiedEnvelope struct {
+	envelope []byte
+	manifest *bundle.Manifest
+	digest   bundle.Digest
 }
 
 // OnTransition sets a function called with the journal after every
@@ -241,6 +253,7 @@ func (e *Engine) Confirm(ctx context.Context, healthy bool, reason string) error
 // run performs the action of each state until the engine is idle or must
 // wait for a reboot.
 func (e *Engine) run(ctx context.Context) error {
+	defer func() { e.verified = verifiedEnvelope{} }()
 	for e.j.State != Idle {
 		if err := ctx.Err(); err != nil {
 			// Shutdown, not cancel: the journal says where to resume.

@@ -516,3 +516,63 @@ func TestReadBackFindsAChangedSlot(t *testing.T) {
 		})
 	}
 }
+
+// countingVerifier counts the envelopes it verifies.
+type countingVerifier struct {
+	bundle.Verifier
+	n int
+}
+
+func (v *countingVerifier) Verify(ctx context.Context, payloadType string, envelope []byte) ([]byte, error) {
+	v.n++
+	return v.Verifier.Verify(ctx, payloadType, envelope)
+}
+
+// TestEnvelopeVerifiedOncePerRun: the actions of one run (checking,
+// writing, verifying) verify the envelope once, not each; a source that
+// serves other bytes to a later action is verified again and refused.
+func TestEnvelopeVerifiedOncePerRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	path := f.bundleFile(t, bundletest.Release())
+	v := &countingVerifier{Verifier: f.tr.Verifier(t)}
+	e := f.engine(t)
+	e.Verifier = v
+	if err := e.Install(ctx, path); !errors.Is(err, update.ErrRebooting) {
+		t.Fatalf("Install = %v, want ErrRebooting", err)
+	}
+	if v.n != 1 {
+		t.Errorf("one run verified the envelope %d times, want 1", v.n)
+	}
+
+	// Another bundle, as validly signed, behind the same reference once
+	// checking has passed.
+	g := newFixture(t)
+	g.tr = f.tr
+	rel := bundletest.Release()
+	rel.Version, rel.Counter = "1.5.0", rel.Counter+1
+	other := g.bundleFile(t, rel)
+	f2 := newFixture(t)
+	f2.tr = f.tr
+	first := f2.bundleFile(t, bundletest.Release())
+	opens := 0
+	e = f2.engine(t)
+	e.Verifier = v
+	e.Open = func(_ context.Context, ref string) (update.Source, error) {
+		opens++
+		if opens > 1 {
+			return source.OpenFile(other)
+		}
+		return source.OpenFile(ref)
+	}
+	v.n = 0
+	if err := e.Install(ctx, first); errors.Is(err, update.ErrRebooting) {
+		t.Fatal("the bundle swapped after checking was installed")
+	}
+	if got := e.Journal().LastResult; got == nil || got.Error == nil || got.Error.Code != gitfleetv1.ErrorCode_ERROR_CODE_DIGEST_MISMATCH.String() {
+		t.Fatalf("outcome %+v, want ERROR_CODE_DIGEST_MISMATCH", got)
+	}
+	if v.n != 2 {
+		t.Errorf("verified %d envelopes, want 2 (the first, then the other bytes)", v.n)
+	}
+}

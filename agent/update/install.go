@@ -1,8 +1,7 @@
 package update
 
 import (
-	"github.com/gitfleet/gitfleet/internal/ctxio"
-
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/trust"
+	"github.com/gitfleet/gitfleet/internal/ctxio"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
@@ -37,10 +37,13 @@ func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error)
 		}
 		return nil, nil, err
 	}
-	m, d, err := bundle.OpenEnvelope(ctx, env, e.Verifier)
-	if err != nil {
-		src.Close()
-		return nil, nil, err
+	m, d := e.verified.manifest, e.verified.digest
+	if m == nil || !bytes.Equal(env, e.verified.envelope) {
+		if m, d, err = bundle.OpenEnvelope(ctx, env, e.Verifier); err != nil {
+			src.Close()
+			return nil, nil, err
+		}
+		e.verified = verifiedEnvelope{envelope: env, manifest: m, digest: d}
 	}
 	digest := "sha256:" + d.String()
 	if u.Release.Digest != "" && u.Release.Digest != digest {
