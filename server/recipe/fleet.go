@@ -299,14 +299,8 @@ func (d *decoder) policy(f field) Policy {
 				p.MaxFailureRate = v
 			}
 		}},
-		spec{"min_confirmed", false, func(f field) { p.MinConfirmed, _ = d.integer(f, maxMinConfirmed) }},
-		spec{"penalty_after", false, func(f field) {
-			if n, ok := d.integer(f, maxPenaltyAfter); ok && n == 0 {
-				d.fail(f, "0: want a whole number from 1 to %d", maxPenaltyAfter)
-			} else {
-				p.PenaltyAfter = n
-			}
-		}},
+		spec{"min_confirmed", false, func(f field) { p.MinConfirmed, _ = d.integer(f, 0, maxMinConfirmed) }},
+		spec{"penalty_after", false, func(f field) { p.PenaltyAfter, _ = d.integer(f, 1, maxPenaltyAfter) }},
 		spec{"retry_after", false, func(f field) { p.RetryAfter, _ = d.duration(f, time.Second, MaxWaveDuration) }},
 	)
 	return p

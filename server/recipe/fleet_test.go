@@ -221,7 +221,7 @@ func TestParseFleetErrors(t *testing.T) {
 		{"min confirmed negative", policy("min_confirmed: -1"), "fleet.yaml:8: channels.stable.policy.min_confirmed: -1: want a whole number from 0 to 1000000"},
 		{"min confirmed fraction", policy("min_confirmed: 1.5"), "fleet.yaml:8: channels.stable.policy.min_confirmed: want a whole number, got a number"},
 		{"penalty after 0", policy("penalty_after: 0"), "fleet.yaml:8: channels.stable.policy.penalty_after: 0: want a whole number from 1 to 100"},
-		{"penalty after too many", policy("penalty_after: 101"), "fleet.yaml:8: channels.stable.policy.penalty_after: 101: want a whole number from 0 to 100"},
+		{"penalty after too many", policy("penalty_after: 101"), "fleet.yaml:8: channels.stable.policy.penalty_after: 101: want a whole number from 1 to 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

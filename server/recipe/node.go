@@ -228,8 +228,8 @@ func (d *decoder) number(f field) (float64, bool) {
 	return 0, false
 }
 
-// integer returns a non-negative decimal integer value.
-func (d *decoder) integer(f field, max int) (int, bool) {
+// integer returns a decimal integer value from min to max.
+func (d *decoder) integer(f field, min, max int) (int, bool) {
 	n := d.value(f)
 	if _, ok := n.(*ast.IntegerNode); !ok {
 		if n == nil {
@@ -241,8 +241,8 @@ func (d *decoder) integer(f field, max int) (int, bool) {
 	}
 	text := n.GetToken().Value
 	v, err := strconv.Atoi(text)
-	if err != nil || v < 0 || v > max || strings.HasPrefix(text, "+") {
-		d.fail(f, "%s: want a whole number from 0 to %d", text, max)
+	if err != nil || v < min || v > max || strings.HasPrefix(text, "+") {
+		d.fail(f, "%s: want a whole number from %d to %d", text, min, max)
 		return 0, false
 	}
 	return v, true

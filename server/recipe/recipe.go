@@ -104,7 +104,7 @@ func Parse(name string, data []byte) (*Recipe, error) {
 			)
 		}},
 		spec{"images", true, func(f field) { r.Images = d.images(f) }},
-		spec{"rollback_index", false, func(f field) { r.RollbackIndex, _ = d.integer(f, MaxRollbackIndex) }},
+		spec{"rollback_index", false, func(f field) { r.RollbackIndex, _ = d.integer(f, 0, MaxRollbackIndex) }},
 	)
 	if d.err != nil {
 		return nil, d.err
