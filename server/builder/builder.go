@@ -42,6 +42,7 @@ type Repo interface {
 type Store interface {
 	ClaimBuild(ctx context.Context, tag, owner string, lease time.Duration) (bool, error)
 	RenewBuild(ctx context.Context, tag, owner string, lease time.Duration) error
+	AbandonBuild(ctx context.Context, tag, owner string) error
 	StaleBuilds(ctx context.Context) ([]store.Release, error)
 	FinishBuild(ctx context.Context, owner string, r store.Release) error
 	Releases(ctx context.Context) ([]store.Release, error)
@@ -112,7 +113,13 @@ func (b *Builder) Build(ctx context.Context, t gitsource.Tag) (store.Release, er
 	}
 	if berr != nil {
 		if ctx.Err() != nil {
-			// Shutdown: leave the claim to run out, so a replica builds it.
+			// Shutdown: hand the claim over, so that a replica (or this
+			// one, restarted) builds the tag without waiting for the lease.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := b.Store.AbandonBuild(actx, t.Name, b.Owner); err != nil {
+				log.Warn("hand the build over at shutdown; it is retried once its lease runs out", "tag", t.Name, "err", err)
+			}
 			return store.Release{}, ctx.Err()
 		}
 		if errors.Is(berr, store.ErrClaimLost) {

@@ -108,11 +108,7 @@ func TestRetryAfterOwnerDied(t *testing.T) {
 func TestLongBuildKeepsItsClaim(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		gate := filepath.Join(t.TempDir(), "go-on")
-		script := fmt.Sprintf("#!/bin/sh\nset -e\nwhile [ ! -e %s ]; do sleep 0.05; done\n", gate) + goodBuild[len("#!/bin/sh\nset -e\n"):]
-		_, repo, tags := fetchedRepoBuilding(t, script)
-		tr := bundletest.NewTrust(t, 1, 1, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))
-		objects := bundle.Dir(t.TempDir())
+		gate, repo, tags, tr, objects := gatedRepo(t)
 		const lease = 600 * time.Millisecond
 		a, st := replica(t, dsn, "replica-a", lease, repo, objects, tr)
 		b, _ := replica(t, dsn, "replica-b", lease, repo, objects, tr)
@@ -162,6 +158,61 @@ func TestLongBuildKeepsItsClaim(t *testing.T) {
 			t.Errorf("Retry by replica-b after the build = %+v, %v; want nothing built", rels, err)
 		}
 	})
+}
+
+// A replica shut down mid-build hands its claim over: another replica
+// builds the tag at once, not after the lease (a minute here) runs out.
+func TestShutdownHandsTheBuildOver(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		gate, repo, tags, tr, objects := gatedRepo(t)
+		a, st := replica(t, dsn, "replica-a", time.Minute, repo, objects, tr)
+		b, _ := replica(t, dsn, "replica-b", time.Minute, repo, objects, tr)
+		v1 := tagNamed(t, tags, "v1.0.0")
+
+		actx, shutdown := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Build(actx, v1)
+			done <- err
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if r, err := st.ReleaseByTag(ctx, v1.Name); err == nil && r.BuildOwner == "replica-a" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("replica-a never claimed the tag")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		shutdown()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("replica-a's build at shutdown: %v, want context.Canceled", err)
+		}
+		touch(t, gate)
+		rels, err := b.Retry(ctx, tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rels) != 1 || rels[0].Tag != v1.Name || rels[0].BuildState != store.Succeeded {
+			t.Fatalf("Retry by replica-b right after replica-a shut down built %+v; want v1.0.0, succeeded", rels)
+		}
+		if got, err := st.Release(ctx, v1.Version); err != nil || got.BuildOwner != "replica-b" {
+			t.Errorf("release %+v, %v; want built by replica-b", got, err)
+		}
+	})
+}
+
+// gatedRepo returns a fetched repository whose build waits until the file
+// gate exists, and the trust and object store its replicas share.
+func gatedRepo(t *testing.T) (gate string, repo *gitsource.Repo, tags []gitsource.Tag, tr *bundletest.Trust, objects bundle.Dir) {
+	t.Helper()
+	gate = filepath.Join(t.TempDir(), "go-on")
+	script := fmt.Sprintf("#!/bin/sh\nset -e\nwhile [ ! -e %s ]; do sleep 0.05; done\n", gate) + goodBuild[len("#!/bin/sh\nset -e\n"):]
+	_, repo, tags = fetchedRepoBuilding(t, script)
+	tr = bundletest.NewTrust(t, 1, 1, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))
+	return gate, repo, tags, tr, bundle.Dir(t.TempDir())
 }
 
 func touch(t *testing.T, path string) {

@@ -106,12 +106,25 @@ func (s *Store) RenewBuild(ctx context.Context, tag, owner string, lease time.Du
 	if lease <= 0 {
 		return fmt.Errorf("renew build claim of %s: the lease must be positive", tag)
 	}
-	n, err := s.writer().update(ctx, renewBuild, micros(s.now().Add(lease)), tag, owner)
+	return s.leaseBuild(ctx, "renew", tag, owner, s.now().Add(lease))
+}
+
+// AbandonBuild ends owner's claim of tag's build now, unfinished: a replica
+// shutting down mid-build hands the build over at once (StaleBuilds lists
+// it) instead of holding it until its lease runs out. It returns
+// ErrClaimLost as RenewBuild does.
+func (s *Store) AbandonBuild(ctx context.Context, tag, owner string) error {
+	return s.leaseBuild(ctx, "abandon", tag, owner, s.now())
+}
+
+// leaseBuild sets the lease of owner's unfinished claim of tag to until.
+func (s *Store) leaseBuild(ctx context.Context, what, tag, owner string, until time.Time) error {
+	n, err := s.writer().update(ctx, renewBuild, micros(until), tag, owner)
 	if err == nil && n == 0 {
 		err = ErrClaimLost
 	}
 	if err != nil {
-		return fmt.Errorf("renew build claim of %s by %s: %w", tag, owner, err)
+		return fmt.Errorf("%s build claim of %s by %s: %w", what, tag, owner, err)
 	}
 	return nil
 }

@@ -275,5 +275,26 @@ func TestRenewAndStaleBuilds(t *testing.T) {
 		if err := b.RenewBuild(ctx, "v3.0.0", "b", lease); !errors.Is(err, ErrClaimLost) {
 			t.Errorf("RenewBuild of a finished build: got %v, want ErrClaimLost", err)
 		}
+
+		// An owner shutting down abandons its claim: stale at once, and
+		// another replica takes it over without waiting for the lease.
+		if ok, err := a.ClaimBuild(ctx, "v3.1.0", "a", lease); err != nil || !ok {
+			t.Fatalf("ClaimBuild = %t, %v", ok, err)
+		}
+		if err := b.AbandonBuild(ctx, "v3.1.0", "b"); !errors.Is(err, ErrClaimLost) {
+			t.Errorf("AbandonBuild by another than the owner: got %v, want ErrClaimLost", err)
+		}
+		if err := a.AbandonBuild(ctx, "v3.1.0", "a"); err != nil {
+			t.Fatalf("AbandonBuild by the owner: %v", err)
+		}
+		if got, want := stale(), []string{"v3.1.0"}; !cmp.Equal(got, want) {
+			t.Errorf("stale builds after the owner abandoned its claim = %v, want %v", got, want)
+		}
+		if ok, err := b.ClaimBuild(ctx, "v3.1.0", "b", lease); err != nil || !ok {
+			t.Errorf("ClaimBuild of an abandoned claim by another = %t, %v; want true, nil", ok, err)
+		}
+		if err := b.AbandonBuild(ctx, "v3.0.0", "b"); !errors.Is(err, ErrClaimLost) {
+			t.Errorf("AbandonBuild of a finished build: got %v, want ErrClaimLost", err)
+		}
 	})
 }
