@@ -207,11 +207,14 @@ func report(w io.Writer, e *update.Engine, err error) error {
 
 // Status is what `gitfleet-agent status` prints.
 type Status struct {
-	Device    string           `json:"device"`
-	State     update.State     `json:"state"`
-	Installed update.Release   `json:"installed"`
-	Update    *update.Progress `json:"update,omitempty"`
-	Last      *update.Outcome  `json:"last_result,omitempty"`
+	Device string `json:"device"`
+	// Labels are agent.yaml's device.labels, which every status carries
+	// for fleet.yaml's label selectors.
+	Labels    map[string]string `json:"labels,omitempty"`
+	State     update.State      `json:"state"`
+	Installed update.Release    `json:"installed"`
+	Update    *update.Progress  `json:"update,omitempty"`
+	Last      *update.Outcome   `json:"last_result,omitempty"`
 	// Confirmed is true when no new release waits for its trial to end.
 	Confirmed bool `json:"confirmed"`
 	// BootedSlot is the slot group running, ActiveSlot the group the
@@ -229,7 +232,7 @@ func printStatus(w io.Writer, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	s := Status{Device: cfg.Device.ID, State: j.State, Installed: j.Installed, Update: j.Update, Last: j.LastResult,
+	s := Status{Device: cfg.Device.ID, Labels: cfg.Device.Labels, State: j.State, Installed: j.Installed, Update: j.Update, Last: j.LastResult,
 		Confirmed: j.State == update.Idle}
 	dev := &device{cfg: cfg}
 	if _, err := dev.wireBoot(); err != nil {

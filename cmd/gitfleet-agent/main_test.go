@@ -39,6 +39,7 @@ func newBoard(t *testing.T, tr *bundletest.Trust) *board {
   type: acme-gw-v2
   fleet: acme
   channel: production
+  labels: {ring: canary}
 data_dir: data
 trust:
   root: root.json
@@ -126,7 +127,7 @@ func TestInstallCommitAndRefusal(t *testing.T) {
 		t.Fatalf("install: %q, %v", out, err)
 	}
 	s := b.status(t)
-	if s.State != "rebooting" || s.Confirmed || s.BootedSlot != "A" || s.ActiveSlot != "B" || s.BootID == "" {
+	if s.State != "rebooting" || s.Confirmed || s.BootedSlot != "A" || s.ActiveSlot != "B" || s.BootID == "" || s.Labels["ring"] != "canary" {
 		t.Errorf("status after install = %+v", s)
 	}
 	b.powerOn(t)

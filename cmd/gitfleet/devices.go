@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -197,6 +200,18 @@ func newDeviceCommand() *cobra.Command {
 	return cmd
 }
 
+// labels writes a device's labels as name=value, sorted by name.
+func labels(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		out = append(out, k+"="+l[k])
+	}
+	return strings.Join(out, ", ")
+}
+
 // writeDevice writes a device and its events for people.
 func writeDevice(w io.Writer, v deviceView) error {
 	d := v.Device
@@ -205,6 +220,7 @@ func writeDevice(w io.Writer, v deviceView) error {
 		{"Fleet:", orDash(d.Fleet)},
 		{"Type:", orDash(d.DeviceType)},
 		{"Channel:", orDash(d.Channel)},
+		{"Labels:", labels(d.Labels)},
 		{"Online:", yesNo(d.Online)},
 		{"Version:", orDash(d.Version)},
 		{"Tag:", orDash(d.Tag)},

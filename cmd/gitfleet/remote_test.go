@@ -91,7 +91,7 @@ func TestRemoteTables(t *testing.T) {
 			"dev-00002 | ",
 		}, wantErr: "more devices: add --after ZGV2LTAwMDAy"},
 		{name: "device show", args: []string{"device", "show", "dev-00000", "--events", "3"}, want: []string{
-			"Device: | dev-00000", "Commit: | " + d0.Commit, "Channel: | " + d0.Channel,
+			"Device: | dev-00000", "Commit: | " + d0.Commit, "Channel: | " + d0.Channel, "Labels: | ring=canary, site=plant-0",
 			"TIME | SEQ | FROM | TO | VERSION | ERROR",
 			"2026-03-01 12:29:00 | 30 | committed | idle | 1.4.0 | -",
 			"2026-03-01 12:27:00 | 28 | writing | trial-boot | 1.4.0 | -",
@@ -100,7 +100,7 @@ func TestRemoteTables(t *testing.T) {
 			"device dev-00001: failures to install 1.4.0 forgotten; the rollout offers it again",
 		}},
 		{name: "device show without events", args: []string{"device", "show", d5.ID, "--events", "0"}, want: []string{
-			"Device: | " + d5.ID, "Version: | " + d5.Version,
+			"Device: | " + d5.ID, "Version: | " + d5.Version, "Labels: | -",
 		}},
 	}
 	for _, tc := range tests {
