@@ -91,6 +91,7 @@ func newDevice(f *Fleet, n int) (*device, error) {
 	if d.states, err = follow.Open(filepath.Join(dir, "follow.json"), follow.Device{Fleet: cfg.Fleet, ID: id, Type: cfg.DeviceType}); err != nil {
 		return nil, err
 	}
+	d.eng.Cancelled = d.states.Cancels
 	// The link makes the directory the journal lives in.
 	if err := d.eng.Load(); err != nil {
 		return nil, err
@@ -117,8 +118,8 @@ func (d *device) run(ctx context.Context) error {
 }
 
 // offer is the link's State handler. Like gitfleet-agent's daemon, it
-// keeps the state (agent/follow), cancels a running update when the states
-// ask for it, and leaves the decision to the device's worker, which runs
+// keeps the state (agent/follow), which a running update asks whether to
+// stop (Engine.Cancelled), and leaves the decision to the device's worker, which runs
 // while the device has something to do: a goroutine per busy device, not
 // per device. The link's dispatch goroutine never waits for an install, so
 // a device waiting for its turn still takes in a newer state (a halt, say)
@@ -126,9 +127,6 @@ func (d *device) run(ctx context.Context) error {
 func (d *device) offer(ctx context.Context, s link.State) {
 	if err := d.states.Accept(s); err != nil {
 		d.f.log.Warn("state", "device", d.id, "err", err)
-	}
-	if d.states.Cancels() {
-		d.eng.Cancel()
 	}
 	d.dirty.Store(true)
 	if d.busy.CompareAndSwap(false, true) {

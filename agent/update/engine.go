@@ -10,7 +10,6 @@ import (
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
@@ -108,13 +107,17 @@ type Engine struct {
 	System      System
 	Health      Checker
 	Reporter    Reporter
-	Policy      Policy
-	Log         *slog.Logger
+	// Cancelled, if set, reports whether a cancel stands (the daemon's:
+	// a cancel override, or an aborted rollout). The engine asks it before
+	// every chunk it writes and stops an update that has not passed the
+	// point of no return, whenever the cancel came.
+	Cancelled func() bool
+	Policy    Policy
+	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
 	j            *Journal
-	cancel       atomic.Bool
 	progress     func(done, total int64)
 	onTransition func(Journal)
 	written      written // fingerprints of the chunks written, for the read-back
@@ -177,10 +180,6 @@ func (e *Engine) Journal() Journal { return *e.j }
 // OnProgress sets a function called as image bytes are written.
 func (e *Engine) OnProgress(fn func(done, total int64)) { e.progress = fn }
 
-// Cancel asks the update in progress to stop and fail, if it has not
-// passed the point of no return. It is safe to call from another goroutine.
-func (e *Engine) Cancel() { e.cancel.Store(true) }
-
 // Install starts an update from ref (a path or URL) and runs it as far as it
 // goes without a reboot: to an outcome, or to ErrRebooting.
 func (e *Engine) Install(ctx context.Context, ref string) error {
@@ -194,7 +193,6 @@ func (e *Engine) InstallRelease(ctx context.Context, ref, digest string) error {
 	if e.j.State != Idle {
 		return fmt.Errorf("%w: %s (state %s)", ErrBusy, e.j.Update.Source, e.j.State)
 	}
-	e.cancel.Store(false)
 	e.j.Update = &Progress{Source: ref, Chunks: map[string]int{}, Started: e.now(), Release: Release{Digest: digest}}
 	if err := e.transition(ctx, Offered, nil); err != nil {
 		return err

@@ -576,3 +576,25 @@ func TestEnvelopeVerifiedOncePerRun(t *testing.T) {
 		t.Errorf("verified %d envelopes, want 2 (the first, then the other bytes)", v.n)
 	}
 }
+
+// TestCancelledStopsTheWrite: a cancel the states report (Engine.Cancelled)
+// stops the update at the next chunk, before the bootloader is touched,
+// whenever it came: also before the run began.
+func TestCancelledStopsTheWrite(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	path := f.bundleFile(t, bundletest.Release())
+	before, envBefore := f.slot(t, "A", "rootfs"), f.dev.bootState()
+	e := f.engine(t)
+	e.Cancelled = func() bool { return true }
+	if err := e.Install(ctx, path); errors.Is(err, update.ErrRebooting) {
+		t.Fatal("a cancelled update was installed")
+	}
+	j := e.Journal()
+	if j.LastResult == nil || j.LastResult.Error == nil || j.LastResult.Error.Code != "ERROR_CODE_CANCELLED" {
+		t.Fatalf("outcome %+v, want ERROR_CODE_CANCELLED", j.LastResult)
+	}
+	if !bytes.Equal(f.slot(t, "A", "rootfs"), before) || f.dev.bootState() != envBefore {
+		t.Error("the cancelled update touched the running slot or the bootloader")
+	}
+}

@@ -190,7 +190,7 @@ type checkpointWriter struct {
 }
 
 func (w *checkpointWriter) Write(p []byte) (int, error) {
-	if w.e.cancel.Load() {
+	if w.e.Cancelled != nil && w.e.Cancelled() {
 		return 0, errCancelled
 	}
 	if err := w.ctx.Err(); err != nil {

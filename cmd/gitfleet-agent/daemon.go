@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,10 +37,6 @@ type daemon struct {
 	mu     sync.Mutex         // serialises engine runs within the daemon
 	engine *device            // the device of the current or last run; under mu
 	health *gitfleetv1.Health // the last health checks' results; under mu
-
-	// running is the engine of the run in progress, which the link's
-	// goroutine cancels without waiting for mu.
-	running atomic.Pointer[update.Engine]
 
 	states *follow.Follower // the channel's and the standing desired state
 	wake   chan struct{}    // a new state was accepted; latest wins
@@ -116,13 +111,12 @@ func runDaemon(ctx context.Context, cfg Config, stderr io.Writer) error {
 }
 
 // offer receives accepted states from the link. A cancel (an override, or
-// an aborted rollout) takes effect at once; follow decides on the rest.
+// an aborted rollout) stops a running update at its next chunk, since the
+// engine asks the states held (Engine.Cancelled); follow decides on the
+// rest.
 func (d *daemon) offer(_ context.Context, s link.State) {
 	if err := d.states.Accept(s); err != nil {
 		d.log.Error("state", "err", err) // it stands in memory meanwhile
-	}
-	if e := d.running.Load(); e != nil && d.states.Cancels() {
-		e.Cancel()
 	}
 	select {
 	case d.wake <- struct{}{}:
@@ -142,8 +136,7 @@ func (d *daemon) withEngine(fn func(e *update.Engine) error) error {
 	}
 	defer dev.Close()
 	d.engine = dev
-	d.running.Store(dev.engine)
-	defer d.running.Store(nil)
+	dev.engine.Cancelled = d.states.Cancels
 	dev.engine.OnTransition(func(j update.Journal) {
 		d.noteHealth(dev)
 		d.publish(j)
@@ -165,9 +158,8 @@ func (d *daemon) follow(ctx context.Context) error {
 			return ctx.Err()
 		case <-retry.C:
 			err := d.withEngine(func(e *update.Engine) error {
-				if d.states.Cancels() {
-					e.Cancel() // a cancel standing from before a restart
-				}
+				// A cancel standing from before a restart stops the
+				// resumed write too (Engine.Cancelled).
 				if err := e.Resume(ctx); err != nil {
 					return err
 				}
