@@ -3,15 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,66 +16,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gitfleet/gitfleet/internal/testenv"
 	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
-// testPKI is a CA and the certificates it issued, as PEM files in dir.
-type testPKI struct {
-	dir  string
-	ca   *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	p := &testPKI{dir: t.TempDir()}
-	p.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fleet CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p.key.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(p.ca)
-	p.write(t, "ca.pem", "CERTIFICATE", der)
-	return p
-}
-
-func (p *testPKI) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue returns the certificate and key files of a certificate for cn.
-func (p *testPKI) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return p.write(t, cn+".pem", "CERTIFICATE", der), p.write(t, cn+".key", "EC PRIVATE KEY", kder)
-}
-
 // mtlsConfig is a server on embedded defaults, fleet acme, with the
 // embedded broker's mutual-TLS listener set in server.yaml.
-func mtlsConfig(t *testing.T, p *testPKI) Config {
+func mtlsConfig(t *testing.T, p *testenv.PKI) Config {
 	t.Helper()
 	dir := t.TempDir()
-	cert, key := p.issue(t, "broker", x509.ExtKeyUsageServerAuth)
+	cert, key := p.Issue(t, "broker", "broker", x509.ExtKeyUsageServerAuth)
 	config := filepath.Join(dir, "server.yaml")
 	os.WriteFile(config, []byte(`fleet: acme
 data_dir: `+dir+`/data
@@ -90,7 +33,7 @@ http: {listen: `+freeAddr(t)+`}
 mqtt:
   embedded:
     listen: `+freeAddr(t)+`
-    tls: {listen: `+freeAddr(t)+`, cert_file: `+cert+`, key_file: `+key+`, client_ca_file: `+filepath.Join(p.dir, "ca.pem")+`}
+    tls: {listen: `+freeAddr(t)+`, cert_file: `+cert+`, key_file: `+key+`, client_ca_file: `+p.CAFile+`}
 `), 0o644)
 	cfg, err := LoadConfig(config)
 	if err != nil {
@@ -103,12 +46,12 @@ mqtt:
 // mutual-TLS listener as the certificate's common name, publishes its own
 // status, which the server stores, and cannot publish as another device.
 func TestEmbeddedBrokerMutualTLS(t *testing.T) {
-	p := newTestPKI(t)
+	p := testenv.NewPKI(t)
 	cfg := mtlsConfig(t, p)
 	startServer(t, cfg)
 	token := strings.TrimSpace(waitFile(t, filepath.Join(cfg.DataDir, "api-token")))
 
-	cert, key := p.issue(t, "board-1", x509.ExtKeyUsageClientAuth)
+	cert, key := p.Issue(t, "board-1", "board-1", x509.ExtKeyUsageClientAuth)
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +60,7 @@ func TestEmbeddedBrokerMutualTLS(t *testing.T) {
 		t.Helper()
 		opts := mqtt.NewClientOptions().AddBroker("ssl://" + cfg.MQTT.Embedded.TLS.Listen).SetClientID("board-1").
 			SetUsername("board-2"). // the certificate's identity wins over the username
-			SetTLSConfig(&tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{pair}}).SetProtocolVersion(4).
+			SetTLSConfig(&tls.Config{RootCAs: p.Roots(), Certificates: []tls.Certificate{pair}}).SetProtocolVersion(4).
 			SetAutoReconnect(false).SetCleanSession(true).
 			SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond)
 		c := mqtt.NewClient(opts)
@@ -162,7 +105,7 @@ func TestEmbeddedBrokerMutualTLS(t *testing.T) {
 
 // A missing or unreadable file of the TLS listener is named by its field.
 func TestEmbeddedBrokerTLSBadFiles(t *testing.T) {
-	p := newTestPKI(t)
+	p := testenv.NewPKI(t)
 	for _, c := range []struct {
 		name, field string
 		edit        func(cfg *Config)

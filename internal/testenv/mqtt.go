@@ -1,8 +1,6 @@
 package testenv
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,10 +118,7 @@ func (b Broker) ca(t testing.TB) tls.Certificate {
 // issue signs a client certificate for commonName with ca, valid for a day.
 func issue(t testing.TB, ca tls.Certificate, commonName string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("testenv: generate a key for %s: %v", commonName, err)
-	}
+	key := newKey(t)
 	now := time.Now()
 	template := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: commonName},

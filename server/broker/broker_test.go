@@ -25,15 +25,15 @@ func TestConnect(t *testing.T) {
 	other := newPKI(t)
 	b := startBroker(t, broker.Config{
 		PasswordFile: passwordFile(t), ServerUser: serverUser, Fleets: []string{fleet},
-		TLSAddr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile, ClientCAFile: p.caFile,
+		TLSAddr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile, ClientCAFile: p.CAFile,
 	})
 	mqttTopic := topicOf(t)
 	ownStatus := mqttTopic(topic.Status(fleet, "device-1"))
 	otherStatus := mqttTopic(topic.Status(fleet, "device-2"))
 	pw := func(user string) login { return login{user: user, password: accounts[user]} }
 	cert := func(pk *pki, cn string) login {
-		c := pk.clientTLS(t, cn)
-		c.RootCAs = p.clientTLS(t, "device-0").RootCAs // the broker's CA, whoever signed the client
+		c := pk.ClientTLS(t, cn)
+		c.RootCAs = p.ClientTLS(t, "device-0").RootCAs // the broker's CA, whoever signed the client
 		return login{user: "device-2", tls: c}
 	}
 	for _, tc := range []struct {

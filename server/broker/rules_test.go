@@ -131,7 +131,7 @@ func checkRules(t *testing.T, tg target) {
 			l := login{user: r.publisher, password: accounts[r.publisher]}
 			if name, ok := strings.CutPrefix(r.publisher, "tls:"); ok {
 				// It sends another device's name as its username.
-				pubID, l = name, login{user: "device-2", tls: tg.pki.clientTLS(t, name)}
+				pubID, l = name, login{user: "device-2", tls: tg.pki.ClientTLS(t, name)}
 			}
 			addr := tg.addr
 			if l.tls != nil {
@@ -167,7 +167,7 @@ func TestRulesEmbedded(t *testing.T) {
 	p := newPKI(t)
 	b := startBroker(t, broker.Config{
 		PasswordFile: passwordFile(t), ServerUser: serverUser, Fleets: []string{fleet},
-		TLSAddr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile, ClientCAFile: p.caFile,
+		TLSAddr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile, ClientCAFile: p.CAFile,
 	})
 	checkRules(t, target{addr: b.Addr(), tlsAddr: b.TLSAddr(), pki: p})
 }
@@ -199,6 +199,6 @@ certfile %s
 keyfile %s
 require_certificate true
 use_identity_as_username true
-`, passwordFile(t), aclFile, tlsPort, p.caFile, p.certFile, p.keyFile))
+`, passwordFile(t), aclFile, tlsPort, p.CAFile, p.certFile, p.keyFile))
 	checkRules(t, target{addr: addr, tlsAddr: tlsAddr, pki: p})
 }
