@@ -128,7 +128,10 @@ func (wi *writtenImage) checkRun(ctx context.Context, open func() (Slot, error),
 		return err
 	}
 	r := ctxio.Reader(ctx, slot)
-	buf := make([]byte, min(wi.im.ChunkSize, 256<<10))
+	// No bigger than the run: a small image's read-back has no use for
+	// 256 KiB of zeroed memory.
+	runBytes := min(int64(to)*wi.im.ChunkSize, wi.im.Size) - int64(from)*wi.im.ChunkSize
+	buf := make([]byte, min(wi.im.ChunkSize, 256<<10, runBytes))
 	var h maphash.Hash
 	h.SetSeed(wi.seed)
 	for i := from; i < to; i++ {
