@@ -59,8 +59,8 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	}
 	s := &server{cfg: cfg, log: log}
 	// HTTP listens from the start: /healthz answers while the rest starts.
-	front := &frontDoor{}
-	front.starting("opening the database")
+	front := &api.Gate{}
+	front.Starting("opening the database")
 	stopHTTP, httpStopped, err := listenHTTP(cfg.HTTP.Listen, front)
 	if err != nil {
 		return err
@@ -70,24 +70,24 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return err
 	}
 	defer s.store.Close()
-	front.starting("loading keys")
+	front.Starting("loading keys")
 	if s.keys, err = loadKeys(ctx, cfg, log); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	front.starting("opening object storage")
+	front.Starting("opening object storage")
 	if err := s.openObjects(ctx, mux); err != nil {
 		return err
 	}
 	if cfg.Fleet == "" && cfg.Git.URL != "" {
-		front.starting("waiting for fleet.yaml's fleet name from the firmware repository (fleet is not set in server.yaml)")
+		front.Starting("waiting for fleet.yaml's fleet name from the firmware repository (fleet is not set in server.yaml)")
 	} else {
-		front.starting("reading the firmware repository")
+		front.Starting("reading the firmware repository")
 	}
 	if err := s.openGit(ctx); err != nil {
 		return err
 	}
-	front.starting("starting MQTT")
+	front.Starting("starting MQTT")
 	mq, err := s.openMQTT(ctx)
 	if err != nil {
 		return err
@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return err
 	}
 	mux.Handle("/", apiServer)
-	front.open(mux)
+	front.Open(mux)
 	log.Info("serving", "api", cfg.HTTP.PublicURL+"/api/v1", "mqtt", mq.addr, "data", cfg.DataDir)
 
 	g, ctx := errgroup.WithContext(ctx)
