@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,8 +150,6 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-
 // labelProblem returns the first label of device.labels, in name order,
 // that the protocol refuses (gitfleetv1.CheckLabel), and why; or "" and nil.
 func (c Config) labelProblem() (field string, err error) {
@@ -181,7 +178,7 @@ func (c Config) Validate() error {
 	if c.Device.ID == "" {
 		bad("device.id", "set the device's id, e.g. its serial number")
 	}
-	if !nameRE.MatchString(c.Device.Type) {
+	if !gitfleetv1.IsName(c.Device.Type) {
 		bad("device.type", "%q: set the device type the bundles list, in lowercase letters, digits, '.', '_' or '-'", c.Device.Type)
 	}
 	if field, err := c.labelProblem(); err != nil {

@@ -3,6 +3,7 @@ package recipe
 import (
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,10 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// nameRE is the spelling of names, written independently of
+// gitfleetv1.IsName, which Parse uses.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 func FuzzParseFleet(f *testing.F) {
 	addSeeds(f, "testdata/fleet.yaml")

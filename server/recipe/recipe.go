@@ -5,7 +5,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -13,6 +12,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
 // RecipeFile is the name of the recipe at the root of a tagged commit.
@@ -32,10 +32,6 @@ const (
 	maxArgLength     = 64 << 10
 	maxPathLength    = 1024
 )
-
-// nameRE is the spelling of product names, device types, image names,
-// slots and label keys; the same as in bundle manifests.
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // A Recipe is gitfleet.yaml: how to build a release from the commit a tag
 // points to. FORMAT.md beside this file describes the file.
@@ -148,7 +144,7 @@ func (d *decoder) name(f field) string {
 	switch {
 	case !ok:
 		d.fail(f, "want a name, got null")
-	case len(s) > maxNameLength || !nameRE.MatchString(s):
+	case len(s) > maxNameLength || !gitfleetv1.IsName(s):
 		d.fail(f, "%q: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most %d", s, maxNameLength)
 	}
 	return s

@@ -313,7 +313,7 @@ func (v *validator) labels(path string, labels map[string]string) {
 // control characters. The error does not repeat the name, which the caller
 // puts in the field it names.
 func CheckLabel(name, value string) error {
-	if !isLabelName(name) {
+	if len(name) > MaxLabelNameLen || !IsName(name) {
 		return fmt.Errorf("label name: want lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most %d bytes", MaxLabelNameLen)
 	}
 	if value == "" || len(value) > MaxLabelValueLen || strings.ContainsFunc(value, unicode.IsControl) {
@@ -322,8 +322,13 @@ func CheckLabel(name, value string) error {
 	return nil
 }
 
-func isLabelName(s string) bool {
-	if s == "" || len(s) > MaxLabelNameLen {
+// IsName reports whether s is spelled as gitfleet's names are — product
+// names, device types, image and slot names in bundle manifests and
+// gitfleet.yaml, label names: lowercase letters, digits, '.', '_' and '-',
+// beginning with a letter or digit. Callers bound the length.
+// (firmware/bundle, which does not import this package, keeps a copy.)
+func IsName(s string) bool {
+	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
