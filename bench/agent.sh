@@ -56,8 +56,27 @@ export CUSTOM_FLIP='[ "$(fw_printenv -c $FWCFG -n upgrade_available)" = 1 ] && [
 table=$(mktemp /tmp/gitfleet-agent-bench.XXXXXX)
 trap 'rm -f "$table"' EXIT
 OUT=$table bash "$peer_bench"
-size=$(awk -v s="$(stat -c %s bin/gitfleet-agent)" 'BEGIN { printf "%.1f", s / 1048576 }')
+mib() { awk -v s="$1" 'BEGIN { printf "%.1f", s / 1048576 }'; }
+size=$(mib "$(stat -c %s bin/gitfleet-agent)")
 printf '\ngitfleet-agent binary: %s MiB stripped (static, -trimpath -ldflags "-s -w"), goal <= 8 MiB\n' "$size"
+
+# The floor under size and memory: bench/libfloor links the libraries the
+# agent cannot do without (paho over TLS, net/http, go-tuf and sigstore,
+# protobuf, go-yaml) and none of the agent, built the same way. Its peak
+# RSS is the median of 3 runs against a root and nothing listening.
+floor_dir=$(mktemp -d /tmp/gitfleet-libfloor.XXXXXX)
+trap 'rm -f "$table"; rm -rf "$floor_dir"' EXIT
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$floor_dir/libfloor" ./bench/libfloor
+(
+  cd "$floor_dir"
+  for r in root targets snapshot timestamp; do "$root/bin/gitfleet" keys generate --role $r >/dev/null; done
+  "$root/bin/gitfleet" trust init --root-pub root.pub --targets-pub targets.pub --snapshot-pub snapshot.pub --timestamp-pub timestamp.pub --sign-key root.key >/dev/null
+  printf 'broker: tls://127.0.0.1:1\nurl: https://127.0.0.1:1/\nca: %s/none.pem\nroot: %s/root.json\n' "$floor_dir" "$floor_dir" >libfloor.yaml
+)
+floor_size=$(mib "$(stat -c %s "$floor_dir/libfloor")")
+floor_rss=$(for _ in 1 2 3; do /usr/bin/time -f %M "$floor_dir/libfloor" "$floor_dir/libfloor.yaml" 2>&1 >/dev/null | tail -1; done |
+  sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }')
+printf 'libraries alone (bench/libfloor): %s MiB stripped, peak RSS %s MiB\n' "$floor_size" "$floor_rss"
 
 # The summary rows: the agent's install against the limits and each peer of
 # the same run. col ROW N: the Nth column of the peer table's row.
@@ -72,4 +91,6 @@ for peer in rauc swupdate mender; do
   [[ -n $(col "$peer" 8) ]] && row "agent install peak RSS" "$(col gitfleet 8)" MiB "$peer" "$(col "$peer" 8)" -
 done
 row "agent install peak RSS" "$(col gitfleet 8)" MiB "goal" 12 "<= 1.0x"
+row "agent install peak RSS" "$(col gitfleet 8)" MiB "libraries alone, peak RSS" "$floor_rss" -
 row "agent binary, stripped, static" "$size" MiB "goal" 8 "<= 1.0x"
+row "agent binary, stripped, static" "$size" MiB "libraries alone (bench/libfloor)" "$floor_size" -
