@@ -69,6 +69,58 @@ func TestSealVerify(t *testing.T) {
 	}
 }
 
+func TestEnvelopeIsStrict(t *testing.T) {
+	env, err := trust.Seal(context.Background(), "t", []byte("payload"), bundletest.Key(t, keys.Ed25519))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := trust.Inspect(env); err != nil {
+		t.Fatalf("canonical envelope refused: %v", err)
+	}
+	const payload = `"cGF5bG9hZA=="` // base64 of "payload"
+	if !strings.Contains(string(env), payload) {
+		t.Fatalf("envelope %s does not carry %s", env, payload)
+	}
+	for name, data := range map[string]string{
+		"unknown field":     strings.Replace(string(env), `{"payloadType"`, `{"x":1,"payloadType"`, 1),
+		"case-folded key":   strings.Replace(string(env), `"payloadType"`, `"PayloadType"`, 1),
+		"whitespace":        strings.Replace(string(env), `,"payload"`, `, "payload"`, 1),
+		"repeated key":      strings.Replace(string(env), `{"payloadType":"t",`, `{"payloadType":"t","payloadType":"t",`, 1),
+		"trailing data":     string(env) + "{}",
+		"base64 line break": strings.Replace(string(env), payload, `"cGF5\nbG9hZA=="`, 1),
+		"base64 pad bits":   strings.Replace(string(env), payload, `"cGF5bG9hZB=="`, 1),
+		"base64 unpadded":   strings.Replace(string(env), payload, `"cGF5bG9hZA"`, 1),
+	} {
+		if _, _, _, err := trust.Inspect([]byte(data)); !errors.Is(err, trust.ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestPayload(t *testing.T) {
+	env, err := trust.Seal(context.Background(), "t", []byte("where the images are"), bundletest.Key(t, keys.Ed25519))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := trust.Payload(env); err != nil || string(got) != "where the images are" {
+		t.Fatalf("Payload = %q, %v", got, err)
+	}
+	// Not canonical, which Payload does not mind: it only locates.
+	spaced := strings.Replace(string(env), `,"payload"`, `, "payload"`, 1)
+	if got, err := trust.Payload([]byte(spaced)); err != nil || string(got) != "where the images are" {
+		t.Fatalf("Payload of a non-canonical envelope = %q, %v", got, err)
+	}
+	for name, data := range map[string]string{
+		"not JSON":       `{"payload":`,
+		"not base64":     `{"payload":"%%%"}`,
+		"payload number": `{"payload":1}`,
+	} {
+		if _, err := trust.Payload([]byte(data)); !errors.Is(err, trust.ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
 func TestRootRotation(t *testing.T) {
 	ctx := context.Background()
 	other := bundletest.Key(t, keys.Ed25519)
