@@ -1,6 +1,9 @@
 package source
 
 import (
+	"encoding/json"
+	"fmt"
+
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/trust"
 )
@@ -9,18 +12,32 @@ import (
 // the bundle whose envelope is env, and where the bundle ends. It reads the
 // manifest without verifying it: offsets only say where to read, and every
 // byte read is verified against the verified manifest later.
+//
+// It decodes only the images' names and sizes, without the checks of
+// canonical form. Every action of an install opens the source again, and
+// a full parse of envelope and manifest each time (a digest per chunk,
+// re-encoding both to compare) was most of the garbage an install's memory
+// peaked on, growing with the image's size.
 func imageOffsets(env []byte) (map[string]int64, int64, error) {
-	_, payload, _, err := trust.Inspect(env)
+	payload, err := trust.Payload(env)
 	if err != nil {
 		return nil, 0, err
 	}
-	m, err := bundle.ParseManifest(payload)
-	if err != nil {
-		return nil, 0, err
+	var layout struct {
+		Images []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(payload, &layout); err != nil {
+		return nil, 0, fmt.Errorf("%w: manifest: %v", bundle.ErrCorrupt, err)
 	}
 	offsets := map[string]int64{}
 	off := int64(bundle.HeaderSize + len(env))
-	for _, im := range m.Images {
+	for _, im := range layout.Images {
+		if im.Size < 0 || im.Size > bundle.MaxImageSize {
+			return nil, 0, fmt.Errorf("%w: manifest: image %s: size %d outside 0..%d", bundle.ErrOversized, im.Name, im.Size, int64(bundle.MaxImageSize))
+		}
 		offsets[im.Name] = off
 		off += im.Size
 	}

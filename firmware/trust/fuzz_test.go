@@ -27,6 +27,11 @@ func FuzzVerify(f *testing.F) {
 		if err == nil && string(payload) != "the signed payload" {
 			t.Fatalf("accepted a payload that was never signed: %q", payload)
 		}
-		trust.Inspect(data)
+		// Whatever Inspect reads, Payload reads the same payload from.
+		if _, inspected, _, err := trust.Inspect(data); err == nil {
+			if located, err := trust.Payload(data); err != nil || string(located) != string(inspected) {
+				t.Fatalf("Inspect read payload %q, Payload %q (%v)", inspected, located, err)
+			}
+		}
 	})
 }
