@@ -78,6 +78,41 @@ floor_rss=$(for _ in 1 2 3; do /usr/bin/time -f %M "$floor_dir/libfloor" "$floor
   sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }')
 printf 'libraries alone (bench/libfloor): %s MiB stripped, peak RSS %s MiB\n' "$floor_size" "$floor_rss"
 
+# Peak RSS against image size: the same install of a 64 MiB and a 1 GiB
+# image (pseudo-random, file slots of the image's size, the plain-file
+# bootloader), median of 3 runs each, signed by the floor's targets key.
+install_rss() { # install_rss MIB: peak RSS in MiB of installing an image of MIB MiB
+  local d=$floor_dir/image-$1
+  mkdir -p "$d/slots"
+  head -c "$(($1 << 20))" /dev/urandom >"$d/rootfs.img"
+  truncate -s "$(($1 << 20))" "$d/slots/A.img" "$d/slots/B.img"
+  "$root/bin/gitfleet" bundle create -f "$d/b.gfb" --product bench --version 1.0.0 --counter 1 \
+    --device-type ota-bench-device --image rootfs="$d/rootfs.img" --key "$floor_dir/targets.key" >/dev/null 2>"$d/create.log" ||
+    { cat "$d/create.log" >&2; return 1; }
+  rm "$d/rootfs.img"
+  echo bench-boot >"$d/boot_id"
+  cat >"$d/agent.yaml" <<YAML
+device: {id: bench-1, type: ota-bench-device, fleet: bench, channel: bench}
+data_dir: $d/data
+trust: {root: $floor_dir/root.json}
+slots:
+  booted: A
+  groups:
+    A: {rootfs: $d/slots/A.img}
+    B: {rootfs: $d/slots/B.img}
+bootloader: {type: file, file: $d/bootenv}
+system: {boot_id_file: $d/boot_id, reboot_command: ["true"]}
+YAML
+  for _ in 1 2 3; do
+    rm -rf "$d/data" "$d/bootenv"
+    /usr/bin/time -f %M "$root/bin/gitfleet-agent" install --config "$d/agent.yaml" "$d/b.gfb" 2>&1 >/dev/null | tail -1
+  done | sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }'
+  rm -rf "$d"
+}
+rss_small=$(install_rss 64)
+rss_large=$(install_rss 1024)
+printf 'agent install peak RSS: %s MiB for a 64 MiB image, %s MiB for 1 GiB\n' "$rss_small" "$rss_large"
+
 # The summary rows: the agent's install against the limits and each peer of
 # the same run. col ROW N: the Nth column of the peer table's row.
 col() { awk -F'|' -v r="$1" -v n="$2" '{ gsub(/ /, "", $2) } $2 == r { v = $(n + 1); gsub(/ /, "", v); print v }' "$table"; }
@@ -92,5 +127,6 @@ for peer in rauc swupdate mender; do
 done
 row "agent install peak RSS" "$(col gitfleet 8)" MiB "goal" 12 "<= 1.0x"
 row "agent install peak RSS" "$(col gitfleet 8)" MiB "libraries alone, peak RSS" "$floor_rss" -
+row "agent install peak RSS, 1 GiB image" "$rss_large" MiB "64 MiB image" "$rss_small" "constant in image size"
 row "agent binary, stripped, static" "$size" MiB "goal" 8 "<= 1.0x"
 row "agent binary, stripped, static" "$size" MiB "libraries alone (bench/libfloor)" "$floor_size" -
