@@ -17,6 +17,7 @@ import (
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 	"github.com/gitfleet/gitfleet/firmware/keys"
 	"github.com/gitfleet/gitfleet/firmware/trust"
+	"github.com/gitfleet/gitfleet/internal/pipes"
 	"github.com/gitfleet/gitfleet/internal/progress"
 )
 
@@ -244,7 +245,9 @@ BUNDLE - reads the bundle as a stream from standard input.`,
 				return err
 			}
 			var src io.Reader = cmd.InOrStdin()
-			if args[0] != "-" {
+			if args[0] == "-" {
+				pipes.Widen(src)
+			} else {
 				f, err := os.Open(args[0])
 				if err != nil {
 					return err

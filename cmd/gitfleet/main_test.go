@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +17,18 @@ import (
 // gitfleet runs the CLI in dir and returns its stdout, or its error.
 func gitfleet(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
+	return gitfleetIn(t, dir, nil, args...)
+}
+
+// gitfleetIn is gitfleet with stdin as its standard input (nil: the
+// process's).
+func gitfleetIn(t *testing.T, dir string, stdin io.Reader, args ...string) (string, error) {
+	t.Helper()
 	t.Chdir(dir)
 	root := newRootCommand()
+	if stdin != nil {
+		root.SetIn(stdin)
+	}
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
@@ -77,6 +88,29 @@ func TestReleaseEngineerFlow(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "objects", "bundles", strings.TrimPrefix(got.Digest, "sha256:")+".dsse.json")); err != nil {
 		t.Errorf("object layout: %v", err)
+	}
+
+	// The same bundle streamed through a pipe, as from curl; the pipe is
+	// widened to hold a chunk, which must not change what is read.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	go func() {
+		defer pw.Close()
+		if f, err := os.Open(filepath.Join(dir, "b.gfb")); err == nil {
+			io.Copy(pw, f)
+			f.Close()
+		}
+	}()
+	out, err = gitfleetIn(t, dir, pr, "bundle", "verify", "-", "--root", "root.json", "-o", "json")
+	var streamed struct {
+		OK     bool   `json:"ok"`
+		Digest string `json:"digest"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &streamed) != nil || !streamed.OK || streamed.Digest != got.Digest {
+		t.Fatalf("verify - from a pipe = %+v, %v\n%s", streamed, err, out)
 	}
 
 	out = mustRun(t, dir, "bundle", "inspect", "b.gfb")

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package pipes
+
+import "io"
+
+func widen(io.Reader) {}
