@@ -4,13 +4,15 @@ import (
 	"context"
 
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 	"io"
 	"log/slog"
 	"time"
+
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 
 	"github.com/gitfleet/gitfleet/firmware/bundle"
 )
@@ -129,8 +131,12 @@ type Engine struct {
 // bytes uses it instead of decoding and verifying them again. It is
 // forgotten when the run ends, so an action after a restart, or a run
 // after a reboot, verifies afresh.
+//
+// It keeps the envelope's SHA-256, not its bytes: an envelope grows with
+// the chunk count (about 90 bytes a chunk), and those bytes would stay in
+// memory for the whole write.
 type verifiedEnvelope struct {
-	envelope []byte
+	envelope [sha256.Size]byte
 	manifest *bundle.Manifest
 	digest   bundle.Digest
 }

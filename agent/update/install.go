@@ -1,8 +1,8 @@
 package update
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,14 +19,15 @@ var errCancelled = errors.New("cancelled")
 // errNoSpace: an image is larger than its slot.
 var errNoSpace = errors.New("no space")
 
-// manifest opens the update's source and returns its verified manifest,
-// checking it is still the release the journal recorded: a source that
-// changed between a crash and the resume is refused, not mixed.
-func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error) {
+// manifest opens the update's source and returns its verified manifest
+// and the bundle digest ("sha256:<hex>"), checking it is still the release
+// the journal recorded: a source that changed between a crash and the
+// resume is refused, not mixed.
+func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, string, error) {
 	u := e.j.Update
 	src, err := e.Open(ctx, u.Source)
 	if err != nil {
-		return nil, nil, gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, fmt.Errorf("open %s: %w", u.Source, err))
+		return nil, nil, "", gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, fmt.Errorf("open %s: %w", u.Source, err))
 	}
 	env, err := src.Envelope(ctx)
 	if err != nil {
@@ -36,30 +37,30 @@ func (e *Engine) manifest(ctx context.Context) (Source, *bundle.Manifest, error)
 			// not be fetched.
 			err = gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DOWNLOAD_FAILED, err)
 		}
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	m, d := e.verified.manifest, e.verified.digest
-	if m == nil || !bytes.Equal(env, e.verified.envelope) {
+	m, d, sum := e.verified.manifest, e.verified.digest, sha256.Sum256(env)
+	if m == nil || sum != e.verified.envelope {
 		if m, d, err = bundle.OpenEnvelope(ctx, env, e.Verifier); err != nil {
 			src.Close()
-			return nil, nil, err
+			return nil, nil, "", err
 		}
-		e.verified = verifiedEnvelope{envelope: env, manifest: m, digest: d}
+		e.verified = verifiedEnvelope{envelope: sum, manifest: m, digest: d}
 	}
 	digest := "sha256:" + d.String()
 	if u.Release.Digest != "" && u.Release.Digest != digest {
 		// Either the advert named another bundle than the source serves, or
 		// the source changed between a crash and the resume: never mix.
 		src.Close()
-		return nil, nil, gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DIGEST_MISMATCH,
+		return nil, nil, "", gitfleetv1.WithCode(gitfleetv1.ErrorCode_ERROR_CODE_DIGEST_MISMATCH,
 			fmt.Errorf("%s serves bundle %s, expected %s", u.Source, digest, u.Release.Digest))
 	}
-	return src, m, nil
+	return src, m, digest, nil
 }
 
 // check is the Checking action: trust, policy, space. Nothing is written.
 func (e *Engine) check(ctx context.Context) error {
-	src, m, err := e.manifest(ctx)
+	src, m, digest, err := e.manifest(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,9 +95,8 @@ func (e *Engine) check(ctx context.Context) error {
 			return fmt.Errorf("%w: image %s has %d bytes, slot %s/%s holds %d", errNoSpace, im.Name, im.Size, target, im.Slot, size)
 		}
 	}
-	d, _ := m.Digest()
 	u := e.j.Update
-	u.Release = Release{Product: m.Product, Version: m.Version, Counter: m.Counter, Digest: "sha256:" + d.String()}
+	u.Release = Release{Product: m.Product, Version: m.Version, Counter: m.Counter, Digest: digest}
 	if p := m.Provenance; p != nil {
 		u.Release.Tag, u.Release.Commit = p.Tag, p.Commit
 	}
@@ -107,7 +107,7 @@ func (e *Engine) check(ctx context.Context) error {
 // write is the Writing action: each image streams from the source into its
 // slot, verified chunk by chunk, resuming at the last checkpoint.
 func (e *Engine) write(ctx context.Context) error {
-	src, m, err := e.manifest(ctx)
+	src, m, _, err := e.manifest(ctx)
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (w *checkpointWriter) settle() error {
 // chunk written before a restart is checked against the manifest's SHA-256
 // digests again.
 func (e *Engine) verifySlots(ctx context.Context) error {
-	src, m, err := e.manifest(ctx)
+	src, m, _, err := e.manifest(ctx)
 	if err != nil {
 		return err
 	}
