@@ -74,8 +74,11 @@ CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$floor_dir/libfloor" ./ben
   printf 'broker: tls://127.0.0.1:1\nurl: https://127.0.0.1:1/\nca: %s/none.pem\nroot: %s/root.json\n' "$floor_dir" "$floor_dir" >libfloor.yaml
 )
 floor_size=$(mib "$(stat -c %s "$floor_dir/libfloor")")
-floor_rss=$(for _ in 1 2 3; do /usr/bin/time -f %M "$floor_dir/libfloor" "$floor_dir/libfloor.yaml" 2>&1 >/dev/null | tail -1; done |
-  sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }')
+for run in 1 2 3; do
+  /usr/bin/time -f %M -o "$floor_dir/rss.$run" "$floor_dir/libfloor" "$floor_dir/libfloor.yaml" >/dev/null 2>&1 ||
+    { echo "bench: bench/libfloor failed" >&2; exit 1; }
+done
+floor_rss=$(tail -qn1 "$floor_dir"/rss.* | sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }')
 printf 'libraries alone (bench/libfloor): %s MiB stripped, peak RSS %s MiB\n' "$floor_size" "$floor_rss"
 
 # Peak RSS against image size: the same install of a 64 MiB and a 1 GiB
@@ -103,10 +106,12 @@ slots:
 bootloader: {type: file, file: $d/bootenv}
 system: {boot_id_file: $d/boot_id, reboot_command: ["true"]}
 YAML
-  for _ in 1 2 3; do
+  for run in 1 2 3; do
     rm -rf "$d/data" "$d/bootenv"
-    /usr/bin/time -f %M "$root/bin/gitfleet-agent" install --config "$d/agent.yaml" "$d/b.gfb" 2>&1 >/dev/null | tail -1
-  done | sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }'
+    /usr/bin/time -f %M -o "$d/rss.$run" "$root/bin/gitfleet-agent" install --config "$d/agent.yaml" "$d/b.gfb" \
+      >/dev/null 2>"$d/install.log" || { tail -5 "$d/install.log" >&2; return 1; }
+  done
+  tail -qn1 "$d"/rss.* | sort -n | sed -n 2p | awk '{ printf "%.1f", $1 / 1024 }'
   rm -rf "$d"
 }
 rss_small=$(install_rss 64)
