@@ -17,9 +17,10 @@ import (
 
 func newDevicesCommand() *cobra.Command {
 	var (
-		r     remote
-		all   bool
-		limit int
+		r      remote
+		all    bool
+		limit  int
+		labels []string
 	)
 	// filters are the flags named after the device list's query
 	// parameters, which the API parses and checks.
@@ -37,7 +38,7 @@ func newDevicesCommand() *cobra.Command {
 	}
 	values := map[string]*string{}
 	cmd := &cobra.Command{
-		Use:   "devices [--channel C] [--version V] [--tag T] [--commit C] [--state S] [--health ok|failing] [--confirmed true|false] [--online true|false]",
+		Use:   "devices [--channel C] [--version V] [--tag T] [--commit C] [--state S] [--health ok|failing] [--confirmed true|false] [--online true|false] [--label NAME=VALUE ...]",
 		Short: "List devices, filtered",
 		Long: `List the devices that match every filter given, in id order, a page at a time: a page that is not
 the last ends with the --after cursor of the next (on stderr; "next" in JSON). --all lists every page.`,
@@ -48,6 +49,9 @@ the last ends with the --after cursor of the next (on stderr; "next" in JSON). -
 				if cmd.Flags().Changed(name) {
 					v.Set(name, *value)
 				}
+			}
+			for _, l := range labels {
+				v.Add("label", l)
 			}
 			if cmd.Flags().Changed("limit") {
 				v.Set("limit", strconv.Itoa(limit))
@@ -91,6 +95,7 @@ the last ends with the --after cursor of the next (on stderr; "next" in JSON). -
 	for _, f := range filters {
 		values[f.name] = cmd.Flags().String(f.name, "", f.usage)
 	}
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "NAME=VALUE: devices that report this label with this value (repeat for several, all must match)")
 	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("how many devices a page holds at most, 1 to %d (default %d, with --all %d)", apiclient.MaxLimit, apiclient.DefaultLimit, apiclient.MaxLimit))
 	cmd.Flags().BoolVar(&all, "all", false, "list every page")
 	r.register(cmd)

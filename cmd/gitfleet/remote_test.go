@@ -148,9 +148,15 @@ func TestRemoteDevicesFilters(t *testing.T) {
 			want = append(want, d.ID)
 		}
 	}
-	var allIDs []string
+	var allIDs, labelled []string
 	for _, d := range s.Devices {
 		allIDs = append(allIDs, d.ID)
+		if d.Labels["ring"] == "canary" && d.Labels["site"] == "plant-0" {
+			labelled = append(labelled, d.ID)
+		}
+	}
+	if len(labelled) == 0 {
+		t.Fatal("no seeded device has the labels ring=canary and site=plant-0")
 	}
 	tests := []struct {
 		name string
@@ -158,6 +164,7 @@ func TestRemoteDevicesFilters(t *testing.T) {
 		want []string
 	}{
 		{"filters", []string{"--channel", "production", "--online", "true", "--health", "failing"}, want},
+		{"labels", []string{"--label", "ring=canary", "--label", "site=plant-0", "--all"}, labelled},
 		{"all pages", []string{"--all", "--limit", "7"}, allIDs},
 		{"one page", []string{"--limit", "2"}, allIDs[:2]},
 	}
@@ -267,6 +274,7 @@ func TestRemoteErrors(t *testing.T) {
 		{"clear-penalty of an unknown release", apitest.AdminToken, []string{"device", "clear-penalty", "dev-00000", "--release", "9.9.9"},
 			"POST {server}/api/v1/devices/dev-00000/clear-penalty: 404 not_found: no release 9.9.9"},
 		{"bad filter", apitest.ReadToken, []string{"devices", "--online", "yes"}, `query parameter online="yes": use true or false`},
+		{"bad label", apitest.ReadToken, []string{"devices", "--label", "ring"}, `query parameter label="ring": give NAME=VALUE`},
 		{"bad output", apitest.ReadToken, []string{"releases", "-o", "yaml"}, `--output "yaml": use table or json`},
 		{"bad server", apitest.ReadToken, []string{"releases", "--server", "localhost:8080"},
 			`--server or $GITFLEET_SERVER: server URL "localhost:8080": want http://HOST[:PORT] or https://HOST[:PORT]`},

@@ -25,7 +25,7 @@ func (s *Server) devices(_ http.ResponseWriter, r *http.Request) (any, error) {
 	page, err := s.cfg.Store.Devices(r.Context(), store.DeviceQuery{
 		DeviceFilter: store.DeviceFilter{
 			Fleet: q.Fleet, Channel: q.Channel, Version: q.Version, Tag: q.Tag, Commit: q.Commit,
-			State: q.State, Healthy: q.Healthy, Confirmed: q.Confirmed, Online: q.Online,
+			State: q.State, Healthy: q.Healthy, Confirmed: q.Confirmed, Online: q.Online, Labels: q.Labels,
 		},
 		After: after,
 		Limit: q.Limit,

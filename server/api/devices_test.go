@@ -40,6 +40,10 @@ var filterTests = []struct {
 	{"offline and failing in staging", "channel=staging&online=false&health=failing", func(d store.Device) bool {
 		return d.Channel == "staging" && !d.Online && !d.HealthOK
 	}},
+	{"label", "label=ring=canary", func(d store.Device) bool { return d.Labels["ring"] == "canary" }},
+	{"two labels in staging", "label=ring=canary&label=site=plant-1&channel=staging", func(d store.Device) bool {
+		return d.Labels["ring"] == "canary" && d.Labels["site"] == "plant-1" && d.Channel == "staging"
+	}},
 	{"nothing", "channel=nowhere", func(store.Device) bool { return false }},
 }
 
@@ -161,6 +165,8 @@ func TestDeviceQueryRefused(t *testing.T) {
 		{"limit=1001", "limit=\"1001\""},
 		{"limit=ten", "limit=\"ten\""},
 		{"after=not%20base64!", "after=\"not base64!\" is not a cursor"},
+		{"label=ring", `label="ring": give NAME=VALUE`},
+		{"label=ring=canary&label=ring=stable", "label names ring twice"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {

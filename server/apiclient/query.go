@@ -2,9 +2,13 @@ package apiclient
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
+
+	gitfleetv1 "github.com/gitfleet/gitfleet/proto/gitfleet/v1"
 )
 
 // MaxLimit is the largest page a list request may ask for; a request that
@@ -30,6 +34,9 @@ type DeviceQuery struct {
 	Healthy   *bool
 	Confirmed *bool
 	Online    *bool
+	// Labels selects the devices that report every one of these labels
+	// with this value: the parameter label=NAME=VALUE, once per label.
+	Labels map[string]string
 	// After is the DevicePage.Next of the previous page; empty for the first.
 	After string
 	// Limit is how many devices the page holds at most: 0 means DefaultLimit.
@@ -37,7 +44,7 @@ type DeviceQuery struct {
 }
 
 // The query parameters of the device list, in the order Values writes them.
-var deviceParams = []string{"fleet", "channel", "version", "tag", "commit", "state", "health", "confirmed", "online", "after", "limit"}
+var deviceParams = []string{"fleet", "channel", "version", "tag", "commit", "state", "health", "confirmed", "online", "label", "after", "limit"}
 
 // DeviceParams returns the names of the device list's query parameters.
 func DeviceParams() []string { return slices.Clone(deviceParams) }
@@ -62,6 +69,9 @@ func (q DeviceQuery) Values() url.Values {
 	if q.Online != nil {
 		v.Set("online", strconv.FormatBool(*q.Online))
 	}
+	for _, name := range slices.Sorted(maps.Keys(q.Labels)) {
+		v.Add("label", name+"="+q.Labels[name])
+	}
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -69,10 +79,10 @@ func (q DeviceQuery) Values() url.Values {
 }
 
 // ParseDeviceQuery returns the DeviceQuery that the query parameters v
-// state. It refuses unknown parameters, repeated ones and values out of
-// range, naming the parameter.
+// state. It refuses unknown parameters, repeated ones (but label) and
+// values out of range, naming the parameter.
 func ParseDeviceQuery(v url.Values) (DeviceQuery, error) {
-	if err := checkParams(v, deviceParams); err != nil {
+	if err := checkParams(v, deviceParams, "label"); err != nil {
 		return DeviceQuery{}, err
 	}
 	q := DeviceQuery{
@@ -89,10 +99,36 @@ func ParseDeviceQuery(v url.Values) (DeviceQuery, error) {
 	if q.Online, err = parseBool(v, "online", "true", "false"); err != nil {
 		return DeviceQuery{}, err
 	}
+	if q.Labels, err = parseLabels(v); err != nil {
+		return DeviceQuery{}, err
+	}
 	if q.Limit, err = parseLimit(v); err != nil {
 		return DeviceQuery{}, err
 	}
 	return q, nil
+}
+
+// parseLabels parses the label parameters, NAME=VALUE each, spelled as
+// devices report them (gitfleetv1.CheckLabel); nil if there are none.
+func parseLabels(v url.Values) (map[string]string, error) {
+	var labels map[string]string
+	for _, l := range v["label"] {
+		name, value, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("query parameter label=%q: give NAME=VALUE", l)
+		}
+		if err := gitfleetv1.CheckLabel(name, value); err != nil {
+			return nil, fmt.Errorf("query parameter label=%q: %v", l, err)
+		}
+		if _, dup := labels[name]; dup {
+			return nil, fmt.Errorf("query parameter label names %s twice: a device has one value of a label", name)
+		}
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[name] = value
+	}
+	return labels, nil
 }
 
 // EventQuery selects one page of a device's events, newest first.
@@ -133,14 +169,14 @@ func ParseEventQuery(v url.Values) (EventQuery, error) {
 	return EventQuery{Before: v.Get("before"), Limit: limit}, nil
 }
 
-// checkParams refuses parameters not in known, and any given twice: a typo
-// ("chanel=") must not quietly list every device.
-func checkParams(v url.Values, known []string) error {
+// checkParams refuses parameters not in known, and any but repeatable
+// given twice: a typo ("chanel=") must not quietly list every device.
+func checkParams(v url.Values, known []string, repeatable ...string) error {
 	for name, values := range v {
 		if !slices.Contains(known, name) {
 			return fmt.Errorf("unknown query parameter %q: use %v", name, known)
 		}
-		if len(values) > 1 {
+		if len(values) > 1 && !slices.Contains(repeatable, name) {
 			return fmt.Errorf("query parameter %s given %d times: give it once", name, len(values))
 		}
 	}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -37,11 +39,14 @@ type DeviceFilter struct {
 	Healthy   *bool
 	Confirmed *bool
 	Online    *bool
+	// Labels selects the devices that report every one of these labels
+	// with this value (agent.yaml device.labels).
+	Labels map[string]string
 }
 
 // where returns f as an SQL condition ("TRUE" when f is empty) and its
-// arguments.
-func (f DeviceFilter) where() (string, []any) {
+// arguments, for PostgreSQL or SQLite.
+func (f DeviceFilter) where(postgres bool) (string, []any) {
 	var conds []string
 	var args []any
 	for _, c := range []struct {
@@ -66,6 +71,19 @@ func (f DeviceFilter) where() (string, []any) {
 			conds = append(conds, c.column+" = ?")
 			args = append(args, *c.value)
 		}
+	}
+	// The labels column holds the labels as JSON, encoded by jsonText with
+	// names sorted. A label is in it exactly when its own encoding,
+	// "name":"value", is: a quote that is not a string's delimiter is
+	// escaped, so the text cannot turn up inside another name or value.
+	find := "instr(labels, ?) > 0"
+	if postgres {
+		find = "strpos(labels, ?) > 0"
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Labels)) {
+		pair, _ := jsonText(map[string]string{name: f.Labels[name]}) // strings always encode
+		conds = append(conds, find)
+		args = append(args, pair[1:len(pair)-1])
 	}
 	if len(conds) == 0 {
 		return "TRUE", nil
@@ -95,7 +113,7 @@ type DevicePage struct {
 // after the page the client is at.
 func (s *Store) Devices(ctx context.Context, q DeviceQuery) (DevicePage, error) {
 	limit := pageLimit(q.Limit)
-	where, args := q.where()
+	where, args := q.where(s.postgres)
 	if q.After != "" {
 		where += " AND id > ?"
 		args = append(args, q.After)
@@ -117,7 +135,7 @@ func (s *Store) Devices(ctx context.Context, q DeviceQuery) (DevicePage, error) 
 
 // CountDevices returns how many devices f matches.
 func (s *Store) CountDevices(ctx context.Context, f DeviceFilter) (int, error) {
-	where, args := f.where()
+	where, args := f.where(s.postgres)
 	var n int
 	if err := s.reader().queryRow(ctx, "SELECT COUNT(*) FROM devices WHERE "+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count devices: %w", err)

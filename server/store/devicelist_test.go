@@ -11,9 +11,10 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// filterFleet is a small fleet with a little of everything.
+// filterFleet is a small fleet with a little of everything, labels
+// included, some of them made to look like others inside their values.
 func filterFleet() []Device {
-	return []Device{
+	ds := []Device{
 		{ID: "d01", Fleet: "acme", Channel: "production", Version: "1.4.0", Tag: "v1.4.0", Commit: "c14", UpdateState: "idle", HealthOK: true, BootConfirmed: true, Online: true},
 		{ID: "d02", Fleet: "acme", Channel: "production", Version: "1.4.0", Tag: "v1.4.0", Commit: "c14", UpdateState: "idle", HealthOK: true, BootConfirmed: true, Online: false},
 		{ID: "d03", Fleet: "acme", Channel: "production", Version: "1.4.0", Tag: "v1.4.0", Commit: "c14", UpdateState: "downloading", HealthOK: true, BootConfirmed: true, Online: true},
@@ -23,6 +24,18 @@ func filterFleet() []Device {
 		{ID: "d07", Fleet: "acme", Channel: "staging", Version: "1.5.0-rc.1", Tag: "v1.5.0-rc.1", Commit: "c15rc", UpdateState: "idle", HealthOK: true, BootConfirmed: false, Online: true},
 		{ID: "d08", Fleet: "other", Channel: "production", Version: "1.4.0", Tag: "v1.4.0", Commit: "c14", UpdateState: "idle", HealthOK: true, BootConfirmed: true, Online: true},
 	}
+	for i, l := range []map[string]string{
+		{"region": "eu", "hw": "rev2"},
+		{"region": "us"},
+		{"region": "eu-west"},
+		{"region": "EU"},
+		{"region": "eu", "site": "a_b%c"},
+		{"note": `"region":"eu"`, "x": `\\"`},
+		{"myregion": "eu"},
+	} {
+		ds[i].Labels = l
+	}
+	return ds
 }
 
 func TestDevicesFilter(t *testing.T) {
@@ -53,6 +66,16 @@ func TestDevicesFilter(t *testing.T) {
 			{"healthy confirmed staging", DeviceFilter{Channel: "staging", Healthy: ptr(true), Confirmed: ptr(true)}, []string{"d05"}},
 			{"no match", DeviceFilter{Channel: "production", Version: "1.5.0-rc.1"}, nil},
 			{"unknown value", DeviceFilter{Channel: "nightly"}, nil},
+			{"label", DeviceFilter{Labels: map[string]string{"region": "eu"}}, []string{"d01", "d05"}},
+			{"two labels", DeviceFilter{Labels: map[string]string{"region": "eu", "hw": "rev2"}}, []string{"d01"}},
+			{"label and channel", DeviceFilter{Channel: "staging", Labels: map[string]string{"region": "eu"}}, []string{"d05"}},
+			{"label value is exact, not a prefix", DeviceFilter{Labels: map[string]string{"region": "eu-w"}}, nil},
+			{"label value case matters", DeviceFilter{Labels: map[string]string{"region": "EU"}}, []string{"d04"}},
+			{"label wildcards are plain characters", DeviceFilter{Labels: map[string]string{"site": "a_b%c"}}, []string{"d05"}},
+			{"label wildcards match nothing else", DeviceFilter{Labels: map[string]string{"site": "a%"}}, nil},
+			{"label value with quotes", DeviceFilter{Labels: map[string]string{"note": `"region":"eu"`}}, []string{"d06"}},
+			{"label value with a backslash", DeviceFilter{Labels: map[string]string{"x": `\\"`}}, []string{"d06"}},
+			{"unknown label", DeviceFilter{Labels: map[string]string{"rack": "7"}}, nil},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				p, err := s.Devices(ctx, DeviceQuery{DeviceFilter: c.filter})
