@@ -74,7 +74,7 @@ for case in mosquitto/sqlite mosquitto/postgres embedded/sqlite; do
 done
 
 worst=0 worst_name=
-for q in unfiltered channel+online channel+version+state failing offline+unconfirmed; do
+for q in unfiltered channel+online channel+version+state failing offline+unconfirmed label; do
 	p99=$(need "$(metric "BenchmarkListDevices100k/$q" p99-ms)" "device list $q")
 	if awk -v a="$p99" -v b="$worst" 'BEGIN { exit !(a > b) }'; then
 		worst=$p99 worst_name=$q

@@ -42,6 +42,8 @@ func BenchmarkListDevices100k(b *testing.B) {
 		{"channel+version+state", "channel=production&version=1.4.0&state=downloading"},
 		{"failing", "health=failing"},
 		{"offline+unconfirmed", "online=false&confirmed=false"},
+		// A sixth of the devices, found in the labels' JSON without an index.
+		{"label", "label=site=plant-1"},
 		{"unfiltered-limit1000", "limit=1000"},
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
@@ -130,8 +132,8 @@ func timeList(b *testing.B, hc *http.Client, u string) (time.Duration, string) {
 // store, walking its pages as the HTTP benchmark does.
 func storeLatency(b *testing.B, st *store.Store, q apiclient.DeviceQuery, pages int) time.Duration {
 	sq := store.DeviceQuery{
-		DeviceFilter: store.DeviceFilter{Channel: q.Channel, Version: q.Version, State: q.State,
-			Healthy: q.Healthy, Confirmed: q.Confirmed, Online: q.Online},
+		DeviceFilter: store.DeviceFilter{Fleet: q.Fleet, Channel: q.Channel, Version: q.Version, Tag: q.Tag, Commit: q.Commit,
+			State: q.State, Healthy: q.Healthy, Confirmed: q.Confirmed, Online: q.Online, Labels: q.Labels},
 		Limit: q.Limit,
 	}
 	lat := make([]time.Duration, 0, pages)
