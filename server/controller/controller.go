@@ -28,6 +28,7 @@ type Store interface {
 	Devices(ctx context.Context, q store.DeviceQuery) (store.DevicePage, error)
 	Release(ctx context.Context, version string) (store.Release, error)
 	ReleaseFailures(ctx context.Context, release string) (map[string]store.Penalty, error)
+	RecordRetry(ctx context.Context, device, release string, failures int) error
 }
 
 // Advertiser publishes signed, expiring, retained states to devices.
@@ -59,13 +60,12 @@ type Controller struct {
 	Readvertise time.Duration
 
 	// mu serialises steps and rollout actions; it guards advertised,
-	// overrides, retriedAt and waiting. A step reads every device, so it can take a while:
+	// overrides and waiting. A step reads every device, so it can take a while:
 	// results has a lock of its own, so the API's Statuses never waits
 	// for a step.
 	mu         sync.Mutex
 	advertised map[string]advert            // channel → last advertised
 	overrides  map[string]gitfleetv1.Action // device → penalty-box override published
-	retriedAt  map[string]int               // device → its failures when a retry was last ordered
 	waiting    map[string]string            // channel → the release it was last logged waiting for
 
 	resultsMu sync.Mutex
@@ -227,11 +227,16 @@ func (c *Controller) step(ctx context.Context, fleet string, prep *channelStep, 
 			return fmt.Errorf("desired state of %s: %w", o.DeviceID, err)
 		}
 		if c.overrides == nil {
-			c.overrides, c.retriedAt = map[string]gitfleetv1.Action{}, map[string]int{}
+			c.overrides = map[string]gitfleetv1.Action{}
 		}
 		c.overrides[o.DeviceID] = o.Action
 		if o.Action == gitfleetv1.Action_ACTION_RETRY {
-			c.retriedAt[o.DeviceID] = failures[o.DeviceID].Failures
+			// In the store, beside the failures it answers, so neither a
+			// restart nor another replica orders it again. Published
+			// first: a crash in between orders it twice, never not at all.
+			if err := c.Store.RecordRetry(ctx, o.DeviceID, rel.BundleDigest, failures[o.DeviceID].Failures); err != nil {
+				return err
+			}
 		}
 		c.log().Info("penalty box", "device", o.DeviceID, "action", o.Action, "reason", o.Reason)
 	}
@@ -382,12 +387,12 @@ func (c *Controller) fleetDevices(ctx context.Context, fleet string) ([]store.De
 func (c *Controller) devices(members []store.Device, failures map[string]store.Penalty) []rollout.Device {
 	out := make([]rollout.Device, 0, len(members))
 	for _, d := range members {
-		retriedAt, retried := c.retriedAt[d.ID]
+		p := failures[d.ID]
 		out = append(out, rollout.Device{
 			ID: d.ID, Online: d.Online, Version: d.Version, Digest: d.BundleDigest, Commit: d.Commit, Slot: d.BootedSlot,
 			Confirmed: d.BootConfirmed, UpdateState: d.UpdateState, TargetDigest: d.TargetBundleDigest,
 			LastError: gitfleetv1.ErrorCode(gitfleetv1.ErrorCode_value[d.ErrorCode]),
-			Failures:  failures[d.ID].Failures, LastFailure: failures[d.ID].Last, RetriedAt: retriedAt, Retried: retried,
+			Failures:  p.Failures, LastFailure: p.Last, RetriedAt: p.RetriedAt, Retried: p.Retried,
 			Override: c.overrides[d.ID], Boxed: c.overrides[d.ID] == gitfleetv1.Action_ACTION_CANCEL,
 		})
 	}

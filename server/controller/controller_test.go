@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,4 +190,76 @@ func newFleet(t *testing.T, path string) (*store.Store, *recipe.Fleet, []store.D
 		t.Fatal(err)
 	}
 	return st, fl, devices
+}
+
+// retryFleetYAML is fleetYAML with every device in the first wave, no halt
+// on failures, and the penalty box's policy.
+var retryFleetYAML = strings.NewReplacer("waves: [10, 100]", "waves: [100]", "max_failure_rate: 0.2", "max_failure_rate: 1").
+	Replace(fleetYAML) + "      penalty_after: 5\n      retry_after: 1m\n"
+
+// TestRetryOrderedOncePerFailure: a device that failed the release is
+// ordered to retry it once per failure, and the store, not a replica's
+// memory, keeps that it was: a restarted controller (or another replica)
+// orders no second retry at the same count, and orders one again after
+// the next failure, or after an operator cleared the device's failures.
+func TestRetryOrderedOncePerFailure(t *testing.T) {
+	ctx := context.Background()
+	st, _, devices := newFleet(t, filepath.Join(t.TempDir(), "fleet.db"))
+	fl, err := recipe.ParseFleet("fleet.yaml", []byte(retryFleetYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	d := &devices[0]
+	fail := func() {
+		d.UpdateState, d.TargetBundleDigest, d.ErrorCode = "idle", digest, "ERROR_CODE_HEALTH_CHECK_FAILED"
+		if _, err := st.PutDevices(ctx, devices); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.RecordFailure(ctx, d.ID, digest); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(2 * time.Minute) // past retry_after
+	}
+	// The second controller stands for a restart: it remembers nothing.
+	var adv [2]adverts
+	var cs [2]*controller.Controller
+	for i := range cs {
+		cs[i] = &controller.Controller{Fleet: func() (*recipe.Fleet, error) { return fl, nil }, Store: st, Advertise: &adv[i],
+			Locate: locator{}, Now: func() time.Time { return now }}
+	}
+	for _, s := range []struct {
+		name       string
+		before     func()
+		controller int
+		want       int // retry orders this controller published in all
+	}{
+		{"before any failure", nil, 0, 0},
+		{"after the first failure", fail, 0, 1},
+		{"at the next step", nil, 0, 1},
+		{"after a restart", nil, 1, 0},
+		{"after the second failure", fail, 1, 1},
+		{"after an operator cleared the failures and the device failed again", func() {
+			if err := st.ClearPenalty(ctx, d.ID, digest); err != nil {
+				t.Fatal(err)
+			}
+			fail()
+		}, 1, 2},
+	} {
+		if s.before != nil {
+			s.before()
+		}
+		if err := cs[s.controller].Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ds := range adv[s.controller].desired {
+			if ds.GetDeviceId() == d.ID && ds.GetAction() == gitfleetv1.Action_ACTION_RETRY {
+				n++
+			}
+		}
+		if n != s.want {
+			t.Fatalf("%s: %d retry orders, want %d", s.name, n, s.want)
+		}
+	}
 }

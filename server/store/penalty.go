@@ -39,10 +39,15 @@ func (s *Store) Failures(ctx context.Context, device, release string) (int, erro
 }
 
 // A Penalty is how often a device failed to install a release since its
-// penalty was last cleared, and when it last did.
+// penalty was last cleared, and when it last did; and whether the rollout
+// controller ordered it to retry the release since, at which count.
 type Penalty struct {
 	Failures int
 	Last     time.Time
+	// RetriedAt is the Failures count at which a retry was last ordered
+	// (RecordRetry), valid when Retried.
+	RetriedAt int
+	Retried   bool
 }
 
 // ReleaseFailures returns, for every device that failed to install release
@@ -57,10 +62,12 @@ func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string
 	rows, err := queryAll(ctx, s.reader(), func(sc scanner) (failures, error) {
 		var f failures
 		var last int64
-		err := sc.Scan(&f.device, &f.p.Failures, &last)
+		var retried sql.NullInt64
+		err := sc.Scan(&f.device, &f.p.Failures, &last, &retried)
 		f.p.Last = fromMicros(last)
+		f.p.RetriedAt, f.p.Retried = int(retried.Int64), retried.Valid
 		return f, err
-	}, "SELECT device_id, failures, last_failure_at FROM penalties WHERE release_version = ?", release)
+	}, "SELECT device_id, failures, last_failure_at, retried_at FROM penalties WHERE release_version = ?", release)
 	if err != nil {
 		return nil, fmt.Errorf("read failures to install %s: %w", release, err)
 	}
@@ -69,6 +76,23 @@ func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string
 		out[f.device] = f.p
 	}
 	return out, nil
+}
+
+// RecordRetry records that device was ordered to retry release when it had
+// failed it failures times. A device with no failures of release has
+// nothing to record it on: that is an error.
+func (s *Store) RecordRetry(ctx context.Context, device, release string, failures int) error {
+	res, err := s.writer().exec(ctx, "UPDATE penalties SET retried_at = ? WHERE device_id = ? AND release_version = ?",
+		failures, device, release)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			err = fmt.Errorf("%w: no failures recorded", ErrNotFound)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record retry of %s for %s: %w", device, release, err)
+	}
+	return nil
 }
 
 // ClearPenalty forgets the failures of device to install release, so that it

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,6 +68,41 @@ func TestPenaltyBox(t *testing.T) {
 			}
 		}
 
+		// A retry order is kept beside the failures it answers, for every
+		// replica to see, and goes with them.
+		retried := func(device, release string) (int, bool) {
+			t.Helper()
+			penalties, err := stores[1].ReleaseFailures(ctx, release)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return penalties[device].RetriedAt, penalties[device].Retried
+		}
+		if at, ok := retried("d1", "1.5.0"); ok {
+			t.Errorf("a retry at %d before any was recorded", at)
+		}
+		if err := s.RecordRetry(ctx, "d1", "1.5.0", 3); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := retried("d1", "1.5.0"); !ok || at != 3 {
+			t.Errorf("after RecordRetry at 3: retried at %d, %v", at, ok)
+		}
+		if _, ok := retried("d1", "1.6.0"); ok {
+			t.Error("RecordRetry of 1.5.0 marked 1.6.0 retried")
+		}
+		if err := s.RecordRetry(ctx, "d9", "1.5.0", 1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("RecordRetry of a device with no failures: %v, want ErrNotFound", err)
+		}
+
+		if err := s.ClearPenalty(ctx, "d1", "1.5.0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordFailure(ctx, "d1", "1.5.0"); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := retried("d1", "1.5.0"); ok {
+			t.Errorf("ClearPenalty kept the retry at %d", at)
+		}
 		if err := s.ClearPenalty(ctx, "d1", "1.5.0"); err != nil {
 			t.Fatal(err)
 		}
