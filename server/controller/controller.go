@@ -234,7 +234,10 @@ func (c *Controller) step(ctx context.Context, fleet string, prep *channelStep, 
 			// In the store, beside the failures it answers, so neither a
 			// restart nor another replica orders it again. Published
 			// first: a crash in between orders it twice, never not at all.
-			if err := c.Store.RecordRetry(ctx, o.DeviceID, rel.BundleDigest, failures[o.DeviceID].Failures); err != nil {
+			// Failures an operator cleared meanwhile leave nothing to
+			// record it on, and the next step starts afresh.
+			err := c.Store.RecordRetry(ctx, o.DeviceID, rel.BundleDigest, failures[o.DeviceID].Failures)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 		}
