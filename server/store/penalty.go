@@ -82,12 +82,10 @@ func (s *Store) ReleaseFailures(ctx context.Context, release string) (map[string
 // failed it failures times. A device with no failures of release has
 // nothing to record it on: that is an error.
 func (s *Store) RecordRetry(ctx context.Context, device, release string, failures int) error {
-	res, err := s.writer().exec(ctx, "UPDATE penalties SET retried_at = ? WHERE device_id = ? AND release_version = ?",
+	n, err := s.writer().update(ctx, "UPDATE penalties SET retried_at = ? WHERE device_id = ? AND release_version = ?",
 		failures, device, release)
-	if err == nil {
-		if n, _ := res.RowsAffected(); n == 0 {
-			err = fmt.Errorf("%w: no failures recorded", ErrNotFound)
-		}
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w: no failures recorded", ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("record retry of %s for %s: %w", device, release, err)
