@@ -35,8 +35,8 @@ func imageOffsets(env []byte) (map[string]int64, int64, error) {
 	offsets := map[string]int64{}
 	off := int64(bundle.HeaderSize + len(env))
 	for _, im := range layout.Images {
-		if im.Size < 0 || im.Size > bundle.MaxImageSize {
-			return nil, 0, fmt.Errorf("%w: manifest: image %s: size %d outside 0..%d", bundle.ErrOversized, im.Name, im.Size, int64(bundle.MaxImageSize))
+		if err := bundle.CheckImageSize(im.Name, im.Size); err != nil {
+			return nil, 0, err
 		}
 		offsets[im.Name] = off
 		off += im.Size

@@ -231,8 +231,8 @@ func (m *Manifest) Validate() error {
 		if !nameRE.MatchString(im.Slot) || len(im.Slot) > maxNameLength {
 			return bad("image %s: slot %q: want lowercase letters, digits, '.', '_' or '-'", im.Name, im.Slot)
 		}
-		if im.Size < 0 || im.Size > MaxImageSize {
-			return fmt.Errorf("%w: manifest: image %s: size %d outside 0..%d", ErrOversized, im.Name, im.Size, int64(MaxImageSize))
+		if err := CheckImageSize(im.Name, im.Size); err != nil {
+			return err
 		}
 		if im.ChunkSize < MinChunkSize || im.ChunkSize > MaxChunkSize || im.ChunkSize&(im.ChunkSize-1) != 0 {
 			return bad("image %s: chunk size %d: want a power of two from %d to %d", im.Name, im.ChunkSize, MinChunkSize, MaxChunkSize)
@@ -240,6 +240,15 @@ func (m *Manifest) Validate() error {
 		if want := ChunkCount(im.Size, im.ChunkSize); len(im.Chunks) != want {
 			return bad("image %s: %d chunk digests for %d bytes in %d-byte chunks (want %d)", im.Name, len(im.Chunks), im.Size, im.ChunkSize, want)
 		}
+	}
+	return nil
+}
+
+// CheckImageSize returns ErrOversized unless size is an image size a
+// manifest may state, 0 to MaxImageSize bytes.
+func CheckImageSize(name string, size int64) error {
+	if size < 0 || size > MaxImageSize {
+		return fmt.Errorf("%w: manifest: image %s: size %d outside 0..%d", ErrOversized, name, size, int64(MaxImageSize))
 	}
 	return nil
 }
