@@ -166,8 +166,8 @@ func (v *Verifier) now() time.Time {
 // names case-insensitively and base64 decoders may ignore padding bits, so
 // without this check a flipped bit could leave the meaning unchanged.
 func decodeEnvelope(data []byte) (*dsse.Envelope, []byte, [][]byte, error) {
-	if len(data) > MaxEnvelope {
-		return nil, nil, nil, fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrMalformed, len(data), MaxEnvelope)
+	if err := checkEnvelopeSize(data); err != nil {
+		return nil, nil, nil, err
 	}
 	var env dsse.Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
@@ -193,6 +193,14 @@ func decodeEnvelope(data []byte) (*dsse.Envelope, []byte, [][]byte, error) {
 		}
 	}
 	return &env, payload, sigs, nil
+}
+
+// checkEnvelopeSize refuses an envelope larger than MaxEnvelope.
+func checkEnvelopeSize(envelope []byte) error {
+	if len(envelope) > MaxEnvelope {
+		return fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrMalformed, len(envelope), MaxEnvelope)
+	}
+	return nil
 }
 
 // strictBase64 decodes the one standard base64 spelling of some bytes:
@@ -231,8 +239,8 @@ func (s Sealer) Sign(ctx context.Context, payloadType string, payload []byte) ([
 // never for acting on it. It costs about the payload's size in memory,
 // where Inspect's canonical checks cost several times the envelope's.
 func Payload(envelope []byte) ([]byte, error) {
-	if len(envelope) > MaxEnvelope {
-		return nil, fmt.Errorf("%w: %d bytes, more than the %d allowed", ErrMalformed, len(envelope), MaxEnvelope)
+	if err := checkEnvelopeSize(envelope); err != nil {
+		return nil, err
 	}
 	var env struct {
 		Payload []byte `json:"payload"` // standard base64, as in DSSE
